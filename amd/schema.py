@@ -143,7 +143,9 @@ class AttributeSchema:
         version = data.get("version", 1)
         if not isinstance(version, int) or version < 1:
             raise SchemaError(f"{source}: 'version' must be a positive integer")
-        attrs = [_attribute_from_mapping(item, f"{source}, attribute {i + 1}") for i, item in enumerate(items)]
+        attrs = [
+            _attribute_from_mapping(item, f"{source}, attribute {i + 1}") for i, item in enumerate(items)
+        ]
         name = data.get("name", "custom")
         if not isinstance(name, str) or not name:
             raise SchemaError(f"{source}: 'name' must be a non-empty string")
@@ -190,9 +192,13 @@ def _validate(name: str, attributes: Iterable[Attribute], source: str) -> None:
             raise SchemaError(f"{source}: attribute {a.name!r} appears twice")
         seen.add(a.name)
         if a.group not in GROUPS:
-            raise SchemaError(f"{source}: attribute {a.name!r} has unknown group {a.group!r} (use one of {GROUPS})")
+            raise SchemaError(
+                f"{source}: attribute {a.name!r} has unknown group {a.group!r} (use one of {GROUPS})"
+            )
         if a.positive_rate is not None and not 0.0 <= a.positive_rate <= 1.0:
-            raise SchemaError(f"{source}: attribute {a.name!r} has positive_rate {a.positive_rate} outside [0, 1]")
+            raise SchemaError(
+                f"{source}: attribute {a.name!r} has positive_rate {a.positive_rate} outside [0, 1]"
+            )
 
 
 def load_schema(spec: str | Path) -> AttributeSchema:

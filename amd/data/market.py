@@ -67,7 +67,9 @@ def parse_duke_name(name: str) -> tuple[int, int, int]:
 def _parse(layout: _Layout, name: str) -> tuple[int, int, int]:
     m = layout.pattern.match(Path(name).stem)
     if m is None:
-        raise DatasetError(f"{name}: file name does not parse as {layout.name} (expected e.g. {layout.example})")
+        raise DatasetError(
+            f"{name}: file name does not parse as {layout.name} (expected e.g. {layout.example})"
+        )
     return int(m.group(1)), int(m.group(2)), int(m.group(layout.frame_group))
 
 
@@ -119,7 +121,9 @@ def _read_split(path: Path, where: str, struct: np.ndarray, schema: AttributeSch
     try:
         pids = [int(np.asarray(v).ravel()[0]) for v in struct["image_index"].ravel()]
     except (ValueError, IndexError):
-        raise DatasetError(f"{path}: {where}.image_index holds entries that are not identity numbers") from None
+        raise DatasetError(
+            f"{path}: {where}.image_index holds entries that are not identity numbers"
+        ) from None
     missing = [n for n in schema.names if n not in fields]
     if missing:
         raise DatasetError(f"{path}: {where} lacks attribute(s) {missing} of schema {schema.name!r}")

@@ -33,10 +33,13 @@ class Record:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train, query and gallery records sharing one attribute schema."""
+    """Train, query and gallery records sharing one attribute schema.
+
+    ``schema`` is ``None`` for data without attribute labels; records then carry empty vectors.
+    """
 
     name: str
-    schema: AttributeSchema
+    schema: AttributeSchema | None
     train: tuple[Record, ...]
     query: tuple[Record, ...]
     gallery: tuple[Record, ...]
