@@ -48,7 +48,7 @@ def describe(name: str) -> tuple[str, str, str]:
     if name in FIXED:
         return FIXED[name]
     for prefix, word, group in (("up", "upper", "upper colour"), ("down", "lower", "lower colour")):
-        colour = name[len(prefix):]
+        colour = name[len(prefix) :]
         if name.startswith(prefix) and colour in COLOURS:
             return f"{word}: {COLOURS[colour]}", f"{word}: not {COLOURS[colour]}", group
     raise SystemExit(f"no label for attribute {name!r}")
