@@ -30,7 +30,7 @@ def _say(message: str) -> None:
 
 def ensure_venv(extras: str) -> None:
     """Create the virtual environment and install the project (editable) with ``extras``."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this script runs on whatever python3 the machine has
         sys.exit(f"Python 3.10 or newer is needed, this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         _say(f"creating the virtual environment in {VENV}")
@@ -86,12 +86,18 @@ def run_tests(args: list[str]) -> int:
         ("layering contracts", [str(BIN / "lint-imports"), "--no-cache"]),
         ("tests", [str(PYTHON), "-m", "pytest", *args]),
     ]
+    failed = []
+    # Every check runs even when an earlier one fails, so that one run shows every problem.
     for name, cmd in checks:
         _say(f"{name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}")
         code = subprocess.call(cmd, cwd=ROOT, env=env)
         if code != 0:
             _say(f"{name} failed (exit status {code})")
-            return code
+            failed.append(code)
+    if failed:
+        _say(f"{len(failed)} of {len(checks)} checks failed")
+        return failed[0]
+    _say("all checks passed")
     return 0
 
 
