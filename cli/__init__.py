@@ -13,4 +13,6 @@ from __future__ import annotations
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.synth",
     "cli.dataset_info",
+    "cli.train_target",
+    "cli.distill",
 )

@@ -1,0 +1,150 @@
+"""What the target trainer and the distillation trainer share: config plumbing, loaders, the run driver."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from amd.data.records import Record, relabel
+from amd.data.sampler import PKSampler
+from amd.data.torch_dataset import ReidImageDataset
+from amd.data.transforms import build_transforms
+from amd.errors import AmdError
+from amd.train.config import config_to_dict
+from amd.train.hooks import (
+    ConsoleWriter,
+    EvalHook,
+    JsonLinesWriter,
+    MaxStepsHook,
+    MetricWriter,
+    ResumeCheckpointHook,
+    StopHook,
+    WriterHook,
+)
+from amd.train.loop import HookBase, Trainer
+
+#: Keys of a config that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "device", "workers", "out", "run_dir", "resume", "max_steps", "log_every"}
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as torch understands it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AmdError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def train_loader(
+    records: Sequence[Record], size: tuple[int, int], p: int, k: int, seed: int, workers: int
+) -> tuple[DataLoader, dict[int, int]]:
+    """A P x K loader over the training records, with identity labels 0..K-1."""
+    label_map = relabel(records)
+    ds = ReidImageDataset(records, build_transforms(size, train=True), label_map)
+    try:
+        sampler = PKSampler(ds.pids, p=p, k=k, seed=seed)
+    except ValueError as exc:
+        raise AmdError(f"cannot build P x K batches: {exc}") from None
+    # DataLoader workers started from a process that may run Qt threads must not fork.
+    kwargs = {"multiprocessing_context": "spawn", "persistent_workers": True} if workers > 0 else {}
+    return DataLoader(ds, batch_sampler=sampler, num_workers=workers, **kwargs), label_map
+
+
+class _CallbackWriter:
+    """Forwards events to a callable (the GUI's live chart, a test)."""
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], None]) -> None:
+        self.fn = fn
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        self.fn(event)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a training job ended.
+
+    Attributes:
+        out: The model file written, or ``None`` when the run stopped before its end.
+        epochs_done: Completed epochs.
+        stopped: True when cancelled (resume continues from ``run_dir/last.pt``).
+        metrics: The last evaluation's figures.
+        history: Every evaluation, in order.
+        run_dir: Folder of the resumable state, the config and the JSON-lines log.
+    """
+
+    out: str | None
+    epochs_done: int
+    stopped: bool
+    metrics: dict[str, float]
+    history: list[dict[str, Any]]
+    run_dir: str
+
+
+def drive(
+    trainer: Trainer,
+    cfg: Any,
+    run_dir: Path,
+    evaluate: Callable[[Trainer], Mapping[str, float]] | None,
+    eval_every: int,
+    on_event: Callable[[Mapping[str, Any]], None] | None,
+    should_stop: Callable[[], bool] | None,
+    console: bool,
+    extra_hooks: Sequence[HookBase] = (),
+) -> tuple[bool, list[dict[str, Any]]]:
+    """Resume when possible, attach the standard hooks, run, and close the writers.
+
+    Returns:
+        (stopped early, evaluation history).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = config_to_dict(cfg)
+    last = run_dir / "last.pt"
+    if cfg.resume and last.is_file():
+        saved = torch.load(last, weights_only=True, map_location="cpu")
+        old = {k: v for k, v in saved.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        new = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+        if old != new:
+            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise AmdError(
+                f"{run_dir} holds a run with another configuration (differs in {changed}); "
+                "start without resuming or use another run folder"
+            )
+        trainer.load_state_dict(saved["trainer"])
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+    writers: list[MetricWriter] = [JsonLinesWriter(run_dir / "log.jsonl")]
+    if console:
+        total = trainer.state.max_epochs * max(trainer.state.iters_per_epoch, 1)
+        writers.append(ConsoleWriter(total, initial=trainer.state.iteration))
+    if on_event is not None:
+        writers.append(_CallbackWriter(on_event))
+    hooks: list[HookBase] = [WriterHook(writers, period=cfg.log_every)]
+    if evaluate is not None:
+        hooks.append(EvalHook(evaluate, writers, period=eval_every))
+    hooks.append(ResumeCheckpointHook(last, period=1, extra={"config": config}))
+    if should_stop is not None:
+        hooks.append(StopHook(should_stop))
+    if cfg.max_steps:
+        hooks.append(MaxStepsHook(cfg.max_steps))
+    hooks.extend(extra_hooks)
+    trainer.hooks = hooks + trainer.hooks
+    try:
+        state = trainer.train()
+    finally:
+        for w in writers:
+            w.close()
+    return state.stop_requested, list(state.history)

@@ -1,0 +1,130 @@
+"""Distillation of an AMD interpreter from a frozen target model (DESIGN §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from amd.data.load import load_dataset
+from amd.data.records import Dataset
+from amd.errors import AmdError
+from amd.features import extract
+from amd.losses import amd_loss, attribute_classification_loss
+from amd.models import Interpreter, load_target, save_interpreter
+from amd.schema import AttributeSchema
+from amd.train.common import TrainResult, drive, resolve_device, train_loader
+from amd.train.config import DistillConfig, config_to_dict
+from amd.train.loop import Trainer, warmup_constant
+
+
+def colour_groups(schema: AttributeSchema) -> list[list[int]]:
+    """Positions of the upper-colour and the lower-colour attributes (for the optional colour prior)."""
+    groups = schema.group_indices()
+    return [groups[g] for g in ("upper colour", "lower colour") if len(groups.get(g, [])) > 1]
+
+
+def identity_positive_rates(dataset: Dataset) -> np.ndarray:
+    """r_m: the fraction of training identities with attribute m (float64 (M,))."""
+    by_pid = {r.pid: r.attributes for r in dataset.train if r.pid > 0}
+    if not by_pid:
+        return np.full(len(dataset.schema), 0.5)
+    return (np.stack(list(by_pid.values())) > 0).mean(axis=0)
+
+
+def explanation_metrics(
+    interpreter: Interpreter,
+    dataset: Dataset,
+    size: tuple[int, int],
+    device: torch.device,
+    workers: int = 0,
+) -> dict[str, float]:
+    """Target and interpreter retrieval plus X-mAP_e, X-mAP_c and ADRE over the query x gallery pairs."""
+    from amd.metrics import evaluate_explanations, evaluate_retrieval, protocol_pair_filter
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        out = interpreter(x)
+        return torch.cat([out.embedding.unsqueeze(1), out.attribute_embeddings], dim=1)
+
+    q = extract(forward, dataset.query, size, device, workers=workers)
+    g = extract(forward, dataset.gallery, size, device, workers=workers)
+    qp, gp = np.array([r.pid for r in dataset.query]), np.array([r.pid for r in dataset.gallery])
+    qc, gc = np.array([r.camid for r in dataset.query]), np.array([r.camid for r in dataset.gallery])
+    res = evaluate_explanations(
+        q[:, 0], g[:, 0], q[:, 1:], g[:, 1:],
+        np.stack([r.attributes for r in dataset.query]), np.stack([r.attributes for r in dataset.gallery]),
+        pair_filter=protocol_pair_filter(qp, gp, qc, gc),
+    )  # fmt: skip
+    target = evaluate_retrieval(res.target_distmat, qp, gp, qc, gc)
+    interp = evaluate_retrieval(res.interpreter_distmat, qp, gp, qc, gc)
+    out = res.as_dict()
+    out.update({f"target_{k}": v for k, v in target.as_dict().items()})
+    out.update({f"interpreter_{k}": v for k, v in interp.as_dict((1, 5)).items() if k != "mINP"})
+    return out
+
+
+def distill(
+    cfg: DistillConfig,
+    on_event: Callable[[Mapping[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    console: bool = False,
+    dataset: Dataset | None = None,
+) -> TrainResult:
+    """Distil (or resume distilling) an interpreter from ``cfg.target``; write it to ``cfg.out`` at the end."""
+    device = resolve_device(cfg.device)
+    target, target_info = load_target(cfg.target, device=device)
+    size = tuple(cfg.size) if cfg.size else tuple(target_info.input_size)
+    ds = dataset or load_dataset(cfg.data, cfg.format)
+    if ds.schema is None or not ds.train:
+        raise AmdError(f"{cfg.data}: distillation needs training images with attribute labels")
+    if any(r.attributes.size != len(ds.schema) for r in ds.train[:1]):
+        raise AmdError(f"{cfg.data}: the training records carry no attribute vectors")
+    schema = ds.schema
+    loader, _ = train_loader(ds.train, size, cfg.p, cfg.k, cfg.seed, cfg.workers)
+    torch.manual_seed(cfg.seed)
+    interpreter = Interpreter(target, len(schema), split=cfg.split, map_mode=cfg.map_mode,
+                              aux_classifier=cfg.aux_classifier).to(device)  # fmt: skip
+    params = list(interpreter.own_parameters())
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    groups = colour_groups(schema) if cfg.colour_prior else None
+    rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32, device=device)
+
+    def step(batch: Mapping[str, torch.Tensor]):
+        images = batch["image"].to(device, non_blocking=True)
+        attrs = batch["attributes"].to(device, non_blocking=True)
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            out = interpreter(images)
+        md, prior = amd_loss(out.embedding.float(), out.attribute_embeddings.float(), attrs, groups)
+        total = cfg.md_weight * md + cfg.prior_weight * prior
+        terms = {"distillation": md, "prior": prior}
+        if out.attribute_logits is not None:
+            aux = attribute_classification_loss(out.attribute_logits.float(), attrs, rates)
+            terms["attributes"] = aux
+            total = total + cfg.aux_weight * aux
+        return total, terms, len(images)
+
+    def evaluate(trainer: Trainer) -> dict[str, float]:
+        interpreter.eval()
+        try:
+            return explanation_metrics(interpreter, ds, size, device, cfg.workers)
+        finally:
+            interpreter.train()
+
+    trainer = Trainer(
+        interpreter, optimizer, loader, step, cfg.epochs, scheduler, seed=cfg.seed, scaler=scaler
+    )
+    run_dir = cfg.resolved_run_dir()
+    can_eval = bool(ds.query and ds.gallery)
+    stopped, history = drive(trainer, cfg, run_dir, evaluate if can_eval else None, cfg.eval_every,
+                             on_event, should_stop, console)  # fmt: skip
+    metrics = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
+    if stopped:
+        return TrainResult(None, trainer.state.epoch, True, metrics, history, str(run_dir))
+    save_interpreter(cfg.out, interpreter.eval(), size, schema, target_info.sha256, config=config_to_dict(cfg),
+                     metrics=metrics, extra={"epochs": trainer.state.epoch})  # fmt: skip
+    return TrainResult(cfg.out, trainer.state.epoch, False, metrics, history, str(run_dir))

@@ -1,0 +1,41 @@
+"""``main.py distill``: distil an AMD interpreter from a trained target model."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "distill"
+HELP = "Distil an interpreter that splits the target's distance into per-attribute components."
+
+REQUIRED = ("data", "target")
+HELPS = {
+    "data": "dataset folder with attribute labels",
+    "target": "target model file (from train-target)",
+    "format": "market1501, duke or csv",
+    "size": "input size (default: the target's)",
+    "split": "last stage shared with the target: stem, layer1, layer2 or layer3",
+    "map_mode": "faithful (the paper's maps) or localising (maps normalised over space)",
+    "colour_prior": "add the colour term to the attribute prior",
+    "aux_classifier": "train the auxiliary attribute classifier (predicted attributes for unlabelled crops)",
+    "device": "auto, cpu or cuda",
+    "out": "interpreter file to write",
+    "run_dir": "folder of the resumable state and logs (default: next to --out)",
+    "resume": "continue an interrupted run found in the run folder",
+    "max_steps": "stop after this many steps (0: no limit)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from amd.train.config import DistillConfig
+    from cli.config_args import add_config_arguments
+
+    add_config_arguments(parser, DistillConfig, REQUIRED, HELPS)
+
+
+def run(args: argparse.Namespace) -> int:
+    from amd.train.config import DistillConfig
+    from amd.train.distill import distill
+    from cli.config_args import config_from_args, report
+
+    cfg = config_from_args(DistillConfig, args, REQUIRED)
+    return report(distill(cfg, console=True))
