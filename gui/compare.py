@@ -1,0 +1,326 @@
+"""The explained side-by-side comparison of two crops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from amd.visual import COLOUR_MAPS, blend, normalise_pair, top_regions
+from gui.widgets.chart import COMMON_COLOUR, DIFFER_COLOUR, ContributionChartWidget
+from gui.widgets.crop_view import CropViewWidget
+from gui.workers import Job, JobRunner
+
+VERDICTS: tuple[str, ...] = ("match", "no match", "inconclusive")
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 (used for the two crops on screen only)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+class CompareWidget(QWidget):
+    """Two drop targets, their overlays, the contribution chart, the figures and the verdict.
+
+    Args:
+        explain: ``explain(path_a, path_b) -> Explanation`` (runs on a worker thread).
+        resolve: Maps a drop (``"crop"``, sha256) or (``"file"``, path) to an image path.
+        runner: The job runner of the window.
+        threshold: Distance below which the pair reads as "same person", or ``None``.
+
+    Signals:
+        explained(explanation): a new explanation is on screen.
+        verdict_changed(verdict, notes): the analyst set a verdict.
+        add_to_case_requested(): the analyst wants this comparison in a case.
+    """
+
+    explained = Signal(object)
+    verdict_changed = Signal(str, str)
+    add_to_case_requested = Signal()
+
+    def __init__(
+        self,
+        explain: Callable[[str, str], Any],
+        resolve: Callable[[str, str], str],
+        runner: JobRunner,
+        threshold: float | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._explain, self._resolve, self.runner = explain, resolve, runner
+        self.threshold = threshold
+        self.paths: list[str | None] = [None, None]
+        self.explanation: Any = None
+        self.selected: int | None = None
+        self.job: Job | None = None
+
+        self.views = [CropViewWidget("Drop crop A here"), CropViewWidget("Drop crop B here")]
+        for side, view in enumerate(self.views):
+            view.dropped.connect(lambda kind, value, s=side: self.set_crop(s, self._resolve(kind, value)))
+
+        self.attribute_box = QComboBox()
+        self.attribute_box.setMinimumContentsLength(18)
+        self.attribute_box.currentIndexChanged.connect(self._on_attribute_box_changed)
+        self.cmap_box = QComboBox()
+        self.cmap_box.addItems(COLOUR_MAPS)
+        self.cmap_box.currentIndexChanged.connect(self._refresh_overlays)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.opacity.valueChanged.connect(self._refresh_overlays)
+        self.top3 = QCheckBox("Top 3")
+        self.top3.toggled.connect(self._refresh_overlays)
+
+        crops = QWidget()
+        grid = QGridLayout(crops)
+        grid.addWidget(self.views[0], 0, 0)
+        grid.addWidget(self.views[1], 0, 1)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Attribute"))
+        controls.addWidget(self.attribute_box, 1)
+        controls.addWidget(self.top3)
+        controls.addWidget(QLabel("Colours"))
+        controls.addWidget(self.cmap_box)
+        controls.addWidget(QLabel("Opacity"))
+        controls.addWidget(self.opacity)
+        grid.addLayout(controls, 1, 0, 1, 2)
+
+        self.chart = ContributionChartWidget()
+        self.chart.attribute_clicked.connect(self.select_attribute)
+        legend = QLabel(
+            f"<span style='color:{DIFFER_COLOUR.name()}'>&#9632;</span> differing &nbsp; "
+            f"<span style='color:{COMMON_COLOUR.name()}'>&#9632;</span> common (predicted attributes)"
+        )
+        self.distance_label = QLabel("-")
+        self.sum_label = QLabel("-")
+        self.gap_label = QLabel("-")
+        self.reading_label = QLabel("-")
+        self.reading_label.setWordWrap(True)
+        self.status_label = QLabel("Drop two crops to compare them.")
+        self.status_label.setWordWrap(True)
+        figures = QFormLayout()
+        figures.addRow("Target distance", self.distance_label)
+        figures.addRow("Sum of components", self.sum_label)
+        figures.addRow("Gap", self.gap_label)
+        figures.addRow("Reading", self.reading_label)
+
+        self.predicted = QTableWidget(0, 3)
+        self.predicted.setHorizontalHeaderLabels(["Attribute", "Crop A", "Crop B"])
+        self.predicted.verticalHeader().setVisible(False)
+        self.predicted.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.predicted.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+
+        verdict_box = QGroupBox("Verdict")
+        self.verdict_buttons = QButtonGroup(self)
+        row = QHBoxLayout()
+        for i, (text, key) in enumerate((("Match", "1"), ("No match", "2"), ("Inconclusive", "3"))):
+            button = QPushButton(f"{text}  [{key}]")
+            button.setCheckable(True)
+            self.verdict_buttons.addButton(button, i)
+            row.addWidget(button)
+            QShortcut(QKeySequence(key), self, activated=lambda i=i: self.set_verdict(VERDICTS[i]))
+        self.verdict_buttons.idClicked.connect(lambda i: self.set_verdict(VERDICTS[i]))
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText("Notes on this pair")
+        self.notes.setMaximumHeight(70)
+        self.add_to_case = QPushButton("Add to case")
+        self.add_to_case.clicked.connect(self.add_to_case_requested)
+        vb = QVBoxLayout(verdict_box)
+        vb.addLayout(row)
+        vb.addWidget(self.notes)
+        vb.addWidget(self.add_to_case)
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.status_label)
+        rl.addWidget(self.chart, 3)
+        rl.addWidget(legend)
+        rl.addLayout(figures)
+        rl.addWidget(self.predicted, 2)
+        rl.addWidget(verdict_box)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(crops)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+        self.splitter = splitter
+
+    # -- inputs ---------------------------------------------------------------------------------------------
+    def set_crop(self, side: int, path: str) -> None:
+        """Put an image on side 0 (A) or 1 (B); explains the pair once both sides are filled."""
+        self.paths[side] = path
+        try:
+            rgb = load_rgb(path)
+        except OSError as exc:
+            self.status_label.setText(f"Cannot open {path}: {exc}")
+            return
+        self.views[side].set_image(rgb, caption=f"{'AB'[side]}: {rgb.shape[1]}x{rgb.shape[0]}")
+        self._set_explanation(None)
+        if all(self.paths):
+            self.run_explain()
+
+    def set_pair(self, path_a: str, path_b: str) -> None:
+        self.paths = [None, None]
+        self.set_crop(0, path_a)
+        self.set_crop(1, path_b)
+
+    def run_explain(self) -> None:
+        a, b = self.paths
+        if not (a and b):
+            return
+        self.status_label.setText("Explaining...")
+        self.job = Job(self._explain, a, b, name="explain")
+        self.job.signals.succeeded.connect(self._on_explained)
+        self.job.signals.failed.connect(lambda msg: self.status_label.setText(f"Could not explain: {msg}"))
+        self.runner.start("compare", self.job)
+
+    # -- output ---------------------------------------------------------------------------------------------
+    def _on_explained(self, explanation: Any) -> None:
+        self._set_explanation(explanation)
+        self.status_label.setText("")
+        self.explained.emit(explanation)
+
+    def labels(self) -> list[str]:
+        e = self.explanation
+        return list(getattr(e, "labels", None) or e.names) if e is not None else []
+
+    def differ(self) -> np.ndarray | None:
+        e = self.explanation
+        if e is None or e.predicted_a is None or e.predicted_b is None:
+            return None
+        return (np.asarray(e.predicted_a) >= 0.5) != (np.asarray(e.predicted_b) >= 0.5)
+
+    def _set_explanation(self, e: Any) -> None:
+        self.explanation = e
+        self.attribute_box.blockSignals(True)
+        self.attribute_box.clear()
+        if e is None:
+            self.chart.clear()
+            for label in (self.distance_label, self.sum_label, self.gap_label, self.reading_label):
+                label.setText("-")
+            self.predicted.setRowCount(0)
+            self.selected = None
+            self.attribute_box.blockSignals(False)
+            return
+        labels = self.labels()
+        shares = np.asarray(e.shares, dtype=float)
+        order = np.argsort(-shares, kind="stable")
+        for i in order:
+            self.attribute_box.addItem(f"{labels[i]} ({100 * shares[i]:.1f}%)", int(i))
+        self.attribute_box.blockSignals(False)
+        self.chart.set_data(labels, e.components, shares, self.differ())
+        total = float(np.sum(e.components))
+        self.distance_label.setText(f"{e.distance:.4f}")
+        self.sum_label.setText(f"{total:.4f}")
+        self.gap_label.setText(f"{total - e.distance:+.4f} ({100 * e.gap:+.2f}%)")
+        self.reading_label.setText(self.reading(e.distance))
+        self._fill_predicted()
+        self.select_attribute(int(order[0]))
+
+    def reading(self, distance: float) -> str:
+        if self.threshold is None:
+            return "no threshold set for this model"
+        same = distance < self.threshold
+        word = "likely the same person" if same else "likely different persons"
+        return f"{word} (distance {distance:.3f} {'<' if same else '>='} threshold {self.threshold:.3f})"
+
+    def _fill_predicted(self) -> None:
+        e = self.explanation
+        if e.predicted_a is None or e.predicted_b is None:
+            self.predicted.setRowCount(1)
+            self.predicted.setItem(0, 0, QTableWidgetItem("no attribute classifier in this interpreter"))
+            return
+        labels = self.labels()
+        pa, pb = np.asarray(e.predicted_a), np.asarray(e.predicted_b)
+        self.predicted.setRowCount(len(labels))
+        for row, label in enumerate(labels):
+            agree = (pa[row] >= 0.5) == (pb[row] >= 0.5)
+            cells = [f"{'=' if agree else '≠'}  {label}", f"{100 * pa[row]:.0f}%", f"{100 * pb[row]:.0f}%"]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if not agree:
+                    item.setForeground(QColor(DIFFER_COLOUR).darker(130))
+                self.predicted.setItem(row, col, item)
+
+    def select_attribute(self, index: int) -> None:
+        """Show attribute ``index`` (schema position) on both crops and outline its bar."""
+        if self.explanation is None:
+            return
+        self.selected = index
+        self.chart.select(index)
+        pos = self.attribute_box.findData(index)
+        if pos >= 0 and pos != self.attribute_box.currentIndex():
+            self.attribute_box.blockSignals(True)
+            self.attribute_box.setCurrentIndex(pos)
+            self.attribute_box.blockSignals(False)
+        self._refresh_overlays()
+
+    def _on_attribute_box_changed(self, pos: int) -> None:
+        data = self.attribute_box.itemData(pos)
+        if data is not None:
+            self.select_attribute(int(data))
+
+    def overlay_images(self) -> list[np.ndarray] | None:
+        """The two pictures currently painted (crops with their overlays), or ``None`` before an explanation."""
+        e = self.explanation
+        if e is None or self.selected is None or any(v.image is None for v in self.views):
+            return None
+        opacity = self.opacity.value() / 100.0
+        images = [v.image for v in self.views]
+        if self.top3.isChecked():
+            top = np.argsort(-np.asarray(e.shares), kind="stable")[:3]
+            out = []
+            for image, maps in zip(images, (e.maps_a, e.maps_b), strict=True):
+                normed = [(maps[i] - maps[i].min()) / max(float(np.ptp(maps[i])), 1e-12) for i in top]
+                out.append(top_regions(image, normed, opacity))
+            return out
+        a, b = normalise_pair(e.maps_a[self.selected], e.maps_b[self.selected])
+        cmap = self.cmap_box.currentText()
+        return [blend(images[0], a, opacity, cmap), blend(images[1], b, opacity, cmap)]
+
+    def _refresh_overlays(self) -> None:
+        pictures = self.overlay_images()
+        if pictures is None:
+            return
+        for view, picture in zip(self.views, pictures, strict=True):
+            view.show_rgb(picture)
+
+    # -- verdict --------------------------------------------------------------------------------------------
+    def set_verdict(self, verdict: str) -> None:
+        if verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}")
+        self.verdict_buttons.button(VERDICTS.index(verdict)).setChecked(True)
+        self.verdict_changed.emit(verdict, self.notes.toPlainText())
+
+    def verdict(self) -> str | None:
+        checked = self.verdict_buttons.checkedId()
+        return VERDICTS[checked] if checked >= 0 else None

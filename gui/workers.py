@@ -1,0 +1,119 @@
+"""Running Qt-free jobs on worker threads.
+
+A job is a plain function that may accept ``on_progress(done, total, message)`` and
+``should_stop() -> bool`` keyword arguments (the contract of every long job in ``amd``, ``db`` and
+``cli.jobs``). Workers never touch widgets: results, errors and progress reach the UI thread only
+through queued signals. Progress is throttled to about 15 updates per second.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+PROGRESS_INTERVAL_S = 1 / 15
+
+
+class JobSignals(QObject):
+    """Signals of one job; they are emitted from the worker thread and delivered queued."""
+
+    progress_changed = Signal(int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(str)
+    finished = Signal()
+
+
+class Job(QRunnable):
+    """One call of ``fn`` on the thread pool, cancellable at the job's next ``should_stop`` check."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.name = name or getattr(fn, "__name__", "job")
+        self.signals = JobSignals()
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._last_progress = 0.0
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        if "on_progress" in params:
+            self.kwargs.setdefault("on_progress", self._report)
+        if "should_stop" in params:
+            self.kwargs.setdefault("should_stop", self._cancel.is_set)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished (for shutdown and tests); True when it did."""
+        return self._done.wait(timeout)
+
+    def _report(self, done: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        if done >= total or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            self.signals.progress_changed.emit(int(done), int(total), str(message))
+
+    def run(self) -> None:
+        try:
+            result = self.fn(*self.args, **self.kwargs)
+        except Exception as exc:  # everything must reach the UI as a message, never kill the pool thread
+            from amd.errors import AmdError
+
+            user_error = isinstance(exc, AmdError) or type(exc).__module__.startswith("db")
+            message = str(exc) if user_error else "".join(traceback.format_exception_only(exc)).strip()
+            self.signals.failed.emit(message)
+        else:
+            if not self._cancel.is_set():
+                self.signals.succeeded.emit(result)
+        finally:
+            self._done.set()
+            self.signals.finished.emit()
+
+
+class JobRunner(QObject):
+    """Starts jobs on a thread pool; a new job under a key cancels the previous one under that key."""
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self._jobs: dict[str, Job] = {}
+
+    def start(self, key: str, job: Job) -> Job:
+        previous = self._jobs.get(key)
+        if previous is not None:
+            previous.cancel()
+        self._jobs[key] = job
+        job.signals.finished.connect(lambda k=key, j=job: self._forget(k, j))
+        self.pool.start(job)
+        return job
+
+    def _forget(self, key: str, job: Job) -> None:
+        if self._jobs.get(key) is job:
+            del self._jobs[key]
+
+    def running(self, key: str) -> Job | None:
+        return self._jobs.get(key)
+
+    def cancel_all(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Ask every job to stop and wait for them; True when all finished in time."""
+        self.cancel_all()
+        return self.pool.waitForDone(timeout_ms)
