@@ -15,4 +15,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.dataset_info",
     "cli.train_target",
     "cli.distill",
+    "cli.ingest",
+    "cli.index",
+    "cli.search",
+    "cli.audit",
 )

@@ -50,10 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # Imported here so that a user error from any layer is reported without a traceback.
     from amd.errors import AmdError
+    from db.errors import StoreError
 
     try:
         return int(modules[args.command].run(args) or 0)
-    except AmdError as exc:
+    except (AmdError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

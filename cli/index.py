@@ -1,0 +1,56 @@
+"""``index``: compute the embeddings a model has not yet made for a workspace's crops."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "index"
+HELP = "Compute the missing embeddings of a workspace's crops under a model (batched, resumable)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workspace", help="workspace folder")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE", help="model file (a target ReID checkpoint)"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cli import jobs
+    from db.features import load_features
+    from db.index import IndexProgress, index_missing
+
+    embedder = jobs.load_embedder(args.model, args.device)
+    ws = jobs.open_workspace(args.workspace)
+    try:
+        with tqdm(unit="crop", desc="index", file=sys.stderr) as bar:
+
+            def on_progress(p: IndexProgress) -> None:
+                bar.total = p.total
+                bar.update(p.done - bar.n)
+
+            summary = index_missing(
+                ws, embedder, batch_size=args.batch_size, file_path=str(args.model), on_progress=on_progress
+            )
+        with tqdm(unit="row", desc="feature cache", file=sys.stderr, leave=False) as bar:
+
+            def on_rows(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            feats = load_features(ws, summary.model_id, on_progress=on_rows)
+    finally:
+        ws.close()
+    print(
+        f"model {embedder.name!r} (id {summary.model_id}): computed {summary.computed}, "
+        f"failed {len(summary.failed)}, indexed {len(feats)} crops of dimension {feats.dim} "
+        f"in {summary.seconds:.1f} s"
+    )
+    for crop_id, reason in summary.failed[:50]:
+        print(f"  crop {crop_id}: {reason}")
+    return 1 if summary.failed else 0

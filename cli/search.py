@@ -1,0 +1,50 @@
+"""``search``: rank a workspace's indexed crops by distance to a query crop or image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "search"
+HELP = "Rank a workspace's indexed crops by distance to a query crop id or image file."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workspace", help="workspace folder")
+    parser.add_argument(
+        "--model", required=True, metavar="FILE", help="model file the workspace was indexed with"
+    )
+    parser.add_argument(
+        "--query", required=True, metavar="CROP_ID_OR_IMAGE", help="a crop id or an image file"
+    )
+    parser.add_argument("--top", type=int, default=10, metavar="K", help="number of results (default 10)")
+    parser.add_argument("--camera", help="only crops of this camera")
+    parser.add_argument(
+        "--rerank", action="store_true", help="re-rank the top candidates by k-reciprocal neighbours"
+    )
+    parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import jobs
+
+    if args.top < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return 2
+    embedder = jobs.load_embedder(args.model, args.device)
+    ws = jobs.open_workspace(args.workspace)
+    try:
+        hits = jobs.search(
+            ws, embedder, args.query, top=args.top, camera=args.camera, rerank=args.rerank, device=args.device
+        )
+    finally:
+        ws.close()
+    score = f"{'rerank':>9}" if args.rerank else ""
+    print(f"{'rank':>4} {'crop':>8} {'distance':>10}{score}  {'identity':<20} {'camera':<16} source")
+    for h in hits:
+        extra = f" {h.score:8.4f}" if h.score is not None else ""
+        print(
+            f"{h.rank:>4} {h.crop_id:>8} {h.distance:>10.4f}{extra}  {h.identity or '-':<20} "
+            f"{h.camera or '-':<16} {h.source_path}"
+        )
+    return 0
