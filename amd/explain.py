@@ -1,0 +1,221 @@
+"""Per-pair explanations: how much each attribute contributes to the distance of two crops, and where.
+
+Typical use::
+
+    explainer = Explainer.from_files("target.pt", "interpreter.pt")
+    e = explainer.explain("query.jpg", "candidate.jpg")
+    for i in e.order():
+        print(e.labels[i], e.components[i], e.shares[i])
+
+Every image is run through the interpreter once (the same pass gives the target embedding, the maps and
+the per-attribute embeddings), so explaining a query against k gallery crops costs k + 1 forwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from amd.errors import AmdError
+from amd.models.checkpoint import load_pair
+from amd.models.inputs import ImageLike, Transform, eval_transform, load_batch
+from amd.models.interpreter import Interpreter
+from amd.models.target import ReIDModel
+from amd.schema import AttributeSchema
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The explanation of one pair (a, b); arrays are read-only and in the schema's order.
+
+    Attributes:
+        names: Attribute identifiers (M,).
+        labels: Readable attribute labels (M,).
+        distance: The target's distance d = ||f(a) - f(b)||.
+        attribute_distances: (M,) d_m = ||f_m(a) - f_m(b)||.
+        components: (M,) d_m / M; they add up to approximately ``distance``.
+        shares: (M,) d_m / sum_k d_k (each share a fraction of the whole; 1/M each when all d_m are 0).
+        maps_a: (M, H_a, W_a) attention maps upsampled to crop a's own size (raw values, not rescaled:
+            1 is neutral for faithful maps, the spatial mean for localising maps).
+        maps_b: (M, H_b, W_b) the same for crop b.
+        predicted_a: (M,) attribute probabilities of a from the auxiliary classifier, or ``None``.
+        predicted_b: (M,) the same for b, or ``None``.
+        gap: (sum components - distance) / distance (0 when the distance is 0).
+    """
+
+    names: tuple[str, ...]
+    labels: tuple[str, ...]
+    distance: float
+    attribute_distances: np.ndarray = field(compare=False, repr=False)
+    components: np.ndarray = field(compare=False, repr=False)
+    shares: np.ndarray = field(compare=False, repr=False)
+    maps_a: np.ndarray = field(compare=False, repr=False)
+    maps_b: np.ndarray = field(compare=False, repr=False)
+    predicted_a: np.ndarray | None = field(default=None, compare=False, repr=False)
+    predicted_b: np.ndarray | None = field(default=None, compare=False, repr=False)
+    gap: float = 0.0
+
+    def order(self) -> list[int]:
+        """Attribute positions sorted by share, largest first (ties keep schema order)."""
+        return [int(i) for i in np.argsort(-self.shares, kind="stable")]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: distance, gap and the attributes sorted by share."""
+        return {
+            "distance": self.distance,
+            "sum_of_components": float(self.components.sum()),
+            "gap": self.gap,
+            "attributes": [
+                {
+                    "name": self.names[i],
+                    "label": self.labels[i],
+                    "distance": float(self.attribute_distances[i]),
+                    "component": float(self.components[i]),
+                    "share": float(self.shares[i]),
+                }
+                for i in self.order()
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """One image's pass through the interpreter."""
+
+    embedding: np.ndarray  # (D,) float64
+    attribute_embeddings: np.ndarray  # (M, D) float64
+    maps: np.ndarray  # (M, H, W) at the crop's size
+    predicted: np.ndarray | None  # (M,)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+class Explainer:
+    """Explains target distances with an interpreter.
+
+    Args:
+        target: The target model (the interpreter's own target).
+        interpreter: The interpreter distilled from it.
+        transform: PIL image -> (3, H, W) tensor; default: resize to ``input_size`` and normalise.
+        device: Where the models run.
+        schema: Attribute names and labels (default: ``attr0``, ``attr1``, ...).
+        input_size: (H, W) for the default transform.
+        batch_size: Images per forward when explaining many.
+    """
+
+    def __init__(
+        self,
+        target: ReIDModel,
+        interpreter: Interpreter,
+        transform: Transform | None = None,
+        device: str | torch.device = "cpu",
+        schema: AttributeSchema | None = None,
+        input_size: tuple[int, int] = (256, 128),
+        batch_size: int = 32,
+    ) -> None:
+        if interpreter.target is not target:
+            raise AmdError("the interpreter was not built on this target model")
+        if schema is not None and len(schema) != interpreter.num_attributes:
+            raise AmdError(
+                f"schema has {len(schema)} attributes, the interpreter {interpreter.num_attributes}"
+            )
+        self.device = torch.device(device)
+        self.target = target
+        self.interpreter = interpreter.to(self.device).eval()
+        self.transform = transform if transform is not None else eval_transform(input_size)
+        self.input_size = tuple(input_size)
+        self.batch_size = int(batch_size)
+        m = interpreter.num_attributes
+        self.names = schema.names if schema is not None else tuple(f"attr{i}" for i in range(m))
+        self.labels = schema.labels if schema is not None else self.names
+        self.schema = schema
+
+    @classmethod
+    def from_files(
+        cls, target_path: str | Path, interpreter_path: str | Path, device: str | torch.device = "cpu"
+    ) -> Explainer:
+        """Load a target and its interpreter; refuses an interpreter distilled from another target.
+
+        Raises:
+            amd.models.checkpoint.CheckpointError: A file cannot be used (the message says why).
+        """
+        interpreter, target_info, info = load_pair(target_path, interpreter_path, device=device)
+        return cls(
+            interpreter.target,
+            interpreter,
+            device=device,
+            schema=info.schema,
+            input_size=info.input_size or target_info.input_size,
+        )
+
+    @torch.inference_mode()
+    def _analyse(self, images: Sequence[ImageLike]) -> list[_Analysis]:
+        out: list[_Analysis] = []
+        for start in range(0, len(images), self.batch_size):
+            batch, sizes = load_batch(images[start : start + self.batch_size], self.transform)
+            result = self.interpreter(batch.to(self.device))
+            probs = torch.sigmoid(result.attribute_logits) if result.attribute_logits is not None else None
+            for i, (h, w) in enumerate(sizes):
+                maps = F.interpolate(
+                    result.maps[i : i + 1].float(), size=(h, w), mode="bilinear", align_corners=False
+                )
+                out.append(
+                    _Analysis(
+                        embedding=result.embedding[i].double().cpu().numpy(),
+                        attribute_embeddings=result.attribute_embeddings[i].double().cpu().numpy(),
+                        maps=_readonly(maps[0].cpu().numpy()),
+                        predicted=None if probs is None else _readonly(probs[i].float().cpu().numpy()),
+                    )
+                )
+        return out
+
+    def _pair(self, a: _Analysis, b: _Analysis) -> Explanation:
+        m = len(self.names)
+        distance = float(np.linalg.norm(a.embedding - b.embedding))
+        d_m = np.linalg.norm(a.attribute_embeddings - b.attribute_embeddings, axis=1)
+        total = float(d_m.sum())
+        shares = d_m / total if total > 0 else np.full(m, 1.0 / m)
+        components = d_m / m
+        gap = (float(components.sum()) - distance) / distance if distance > 0 else 0.0
+        return Explanation(
+            names=tuple(self.names),
+            labels=tuple(self.labels),
+            distance=distance,
+            attribute_distances=_readonly(d_m),
+            components=_readonly(components),
+            shares=_readonly(shares),
+            maps_a=a.maps,
+            maps_b=b.maps,
+            predicted_a=a.predicted,
+            predicted_b=b.predicted,
+            gap=gap,
+        )
+
+    def explain(self, a: ImageLike, b: ImageLike) -> Explanation:
+        """Explain the distance between two crops (paths, PIL images or uint8 arrays)."""
+        first, second = self._analyse([a, b])
+        return self._pair(first, second)
+
+    def explain_many(self, query: ImageLike, gallery: Sequence[ImageLike]) -> list[Explanation]:
+        """Explain a query against each gallery crop, with one forward per image (k + 1 in all)."""
+        analyses = self._analyse([query, *gallery])
+        return [self._pair(analyses[0], other) for other in analyses[1:]]
+
+    def maps(self, image: ImageLike) -> np.ndarray:
+        """The attention maps (M, H, W) of one crop at its own size."""
+        return self._analyse([image])[0].maps
+
+    @torch.inference_mode()
+    def embed(self, batch: Tensor) -> Tensor:
+        """Target embeddings (B, D) of a preprocessed batch (B, 3, H, W)."""
+        return self.target(batch.to(self.device))

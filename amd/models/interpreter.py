@@ -1,0 +1,258 @@
+"""The AMD interpreter: attention maps that split a target model's distance into attribute components.
+
+For an image x the interpreter
+
+1. runs the target's frozen stages up to the split point (shared: computed once, no gradient);
+2. runs the target's own remaining stages to get the target feature map F (B, C, h, w), frozen;
+3. runs its own trainable copy of the remaining stages, then the attribute decomposition head: a 3x3 conv
+   (C -> 256, no bias), BatchNorm and ReLU, and a 1x1 conv (256 -> M, no bias), giving Z (B, M, h, w);
+4. turns Z into attention maps A_m = phi(Z_m) with phi(z) = exp(z) for z < 0 and sqrt(1 + z) for z >= 0;
+5. computes the per-attribute embeddings f_m = head(F * A_m) with the target's frozen GeM + BNNeck.
+
+The last conv starts at zero, so an untrained interpreter has A = 1 everywhere and every f_m equals f.
+
+Two map modes:
+
+- ``"faithful"`` (the paper): the masks are A_m themselves.
+- ``"localising"``: each map is normalised over space, Â_m = A_m / mean_hw(A_m), and the mask is
+  g_m * Â_m with a learned per-attribute gain g_m = exp(gamma_m) (gamma starts at 0). The gain carries the
+  scale of the attribute's distance, the same for every image, so an image can no longer signal an
+  attribute by the overall brightness of its map: the map has to say *where* the evidence is. The maps
+  shown to users are Â_m (mean 1); with an untrained head they are 1, and so are the gains.
+
+An optional auxiliary attribute classifier (its own copy of the remaining stages, average pooling, a linear
+layer with M outputs) predicts the attributes of images without labels.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from amd.errors import AmdError
+from amd.models.backbones import STAGES, next_stage, stage_range
+from amd.models.target import ReIDModel
+
+MAP_MODES: tuple[str, ...] = ("faithful", "localising")
+
+#: Stages after which the interpreter may branch off the target (the last stage must be its own).
+SPLIT_POINTS: tuple[str, ...] = STAGES[:-1]
+
+
+def phi(z: Tensor) -> Tensor:
+    """phi(z) = exp(z) for z < 0, sqrt(1 + z) for z >= 0: continuous, positive, phi(0) = 1.
+
+    Each branch only sees its own half of the inputs, so neither overflows nor takes the root of a
+    negative number, and the gradient stays finite for any z. The halves are selected with ``where``
+    rather than ``clamp``: clamp passes no gradient at its bound, and an untrained head sits exactly at
+    z = 0, where the gradient must be phi'(0+) = 1/2 for training to start.
+    """
+    negative_side = z < 0
+    zero = torch.zeros_like(z)
+    negative = torch.exp(torch.where(negative_side, z, zero))
+    positive = torch.sqrt(1.0 + torch.where(negative_side, zero, z))
+    return torch.where(negative_side, negative, positive)
+
+
+class InterpreterOutput(NamedTuple):
+    """What :class:`Interpreter` returns for a batch of B images.
+
+    Attributes:
+        embedding: (B, D) the target's embedding f(x).
+        maps: (B, M, h, w) the attention maps shown to users (A in faithful mode, Â in localising mode).
+        attribute_embeddings: (B, M, D) the per-attribute embeddings f_m(x).
+        attribute_logits: (B, M) logits of the auxiliary classifier, or ``None`` without one.
+    """
+
+    embedding: Tensor
+    maps: Tensor
+    attribute_embeddings: Tensor
+    attribute_logits: Tensor | None
+
+
+class Interpreter(nn.Module):
+    """An AMD interpreter distilled from a frozen target model.
+
+    Args:
+        target: The target model. It is frozen in place (``requires_grad`` off) and kept in eval mode,
+            whatever mode the interpreter is put in.
+        num_attributes: M.
+        split: Last stage shared with the target (one of :data:`SPLIT_POINTS`; default after ``layer2``).
+        map_mode: One of :data:`MAP_MODES`.
+        head_channels: Width of the decomposition head's hidden layer.
+        aux_classifier: Build the auxiliary attribute classifier.
+
+    Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
+    """
+
+    def __init__(
+        self,
+        target: ReIDModel,
+        num_attributes: int,
+        split: str = "layer2",
+        map_mode: str = "faithful",
+        head_channels: int = 256,
+        aux_classifier: bool = False,
+    ) -> None:
+        super().__init__()
+        if split not in SPLIT_POINTS:
+            raise AmdError(f"unknown split point {split!r} (choose one of {', '.join(SPLIT_POINTS)})")
+        if map_mode not in MAP_MODES:
+            raise AmdError(f"unknown map mode {map_mode!r} (choose one of {', '.join(MAP_MODES)})")
+        if num_attributes < 1:
+            raise AmdError("an interpreter needs at least one attribute")
+        self.target = target
+        self.target.requires_grad_(False)
+        self.target.eval()
+        self.num_attributes = int(num_attributes)
+        self.split = split
+        self.map_mode = map_mode
+        self.head_channels = int(head_channels)
+        self.late_stages = stage_range(next_stage(split))
+        backbone = target.backbone
+        channels = backbone.out_channels
+        # The trainable copy starts from the target's own weights: its features already suit the target's
+        # feature map, which is what the maps must select from.
+        self.late = nn.Sequential(*(copy.deepcopy(backbone.stages[name]) for name in self.late_stages))
+        self.late.requires_grad_(True)
+        self.decompose = nn.Sequential(
+            nn.Conv2d(channels, self.head_channels, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(self.head_channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(self.head_channels, self.num_attributes, kernel_size=1, bias=False),
+        )
+        # Z = 0 at the start gives A = phi(0) = 1: every component starts equal to the full distance.
+        nn.init.zeros_(self.decompose[-1].weight)
+        self.log_gain = nn.Parameter(torch.zeros(self.num_attributes)) if map_mode == "localising" else None
+        self.aux_late: nn.Sequential | None = None
+        self.aux_fc: nn.Linear | None = None
+        if aux_classifier:
+            self.aux_late = nn.Sequential(
+                *(copy.deepcopy(backbone.stages[name]) for name in self.late_stages)
+            )
+            self.aux_late.requires_grad_(True)
+            self.aux_fc = nn.Linear(channels, self.num_attributes)
+            nn.init.normal_(self.aux_fc.weight, std=0.001)
+            nn.init.zeros_(self.aux_fc.bias)
+
+    @property
+    def has_aux_classifier(self) -> bool:
+        return self.aux_fc is not None
+
+    def train(self, mode: bool = True) -> Interpreter:
+        """Set the interpreter's own modules to ``mode``; the target always stays in eval mode."""
+        super().train(mode)
+        self.target.eval()
+        return self
+
+    def own_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """The interpreter's own (trainable) parameters, without the target's."""
+        for name, param in self.named_parameters():
+            if not name.startswith("target."):
+                yield name, param
+
+    def own_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters an optimiser should update."""
+        for _, param in self.own_named_parameters():
+            yield param
+
+    def own_state_dict(self) -> dict[str, Tensor]:
+        """The state dict without the target's tensors (those live in the target's checkpoint)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("target.")}
+
+    def load_own_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Load what :meth:`own_state_dict` saved.
+
+        Raises:
+            AmdError: A tensor is missing, unexpected or of the wrong shape.
+        """
+        own = self.own_state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+        if missing or unexpected or wrong:
+            parts = []
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+                if keys:
+                    parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+            raise AmdError("interpreter weights do not fit this architecture: " + ", ".join(parts))
+        self.load_state_dict(dict(state), strict=False)
+
+    def architecture(self) -> dict[str, Any]:
+        """Plain description from which :func:`build_interpreter` rebuilds this model."""
+        return {
+            "type": "interpreter",
+            "backbone": self.target.backbone.name,
+            "embedding_dim": self.target.embedding_dim,
+            "num_attributes": self.num_attributes,
+            "split": self.split,
+            "map_mode": self.map_mode,
+            "head_channels": self.head_channels,
+            "aux_classifier": self.has_aux_classifier,
+        }
+
+    def gains(self) -> Tensor:
+        """Per-attribute gains g (M,) of the localising mode; ones in faithful mode."""
+        if self.log_gain is None:
+            return torch.ones(self.num_attributes, device=self.decompose[-1].weight.device)
+        return torch.exp(self.log_gain)
+
+    def attention(self, shared: Tensor) -> tuple[Tensor, Tensor]:
+        """Maps from the output of the shared stages.
+
+        Args:
+            shared: (B, C_split, h', w') output of the split stage.
+
+        Returns:
+            ``(maps, masks)``, both (B, M, h, w): the maps shown to users and the masks applied to F.
+        """
+        z = self.decompose(self.late(shared))
+        maps = phi(z)
+        if self.log_gain is None:
+            return maps, maps
+        maps = maps / maps.mean(dim=(2, 3), keepdim=True)
+        masks = maps * self.gains().view(1, -1, 1, 1).to(maps.dtype)
+        return maps, masks
+
+    def forward(self, x: Tensor) -> InterpreterOutput:
+        """Images (B, 3, H, W) -> :class:`InterpreterOutput` (one pass serves the target and the maps)."""
+        target = self.target
+        # The frozen part runs without autograd: nothing upstream of the masks needs a gradient.
+        with torch.no_grad():
+            shared = target.backbone(x, end=self.split)
+            fmap = target.backbone(shared, start=self.late_stages[0])
+            embedding = target.head(fmap)
+        maps, masks = self.attention(shared)
+        attribute_embeddings = target.masked_head(fmap, masks)
+        logits = None
+        if self.aux_fc is not None and self.aux_late is not None:
+            pooled = self.aux_late(shared).mean(dim=(2, 3))
+            logits = self.aux_fc(pooled)
+        return InterpreterOutput(embedding, maps, attribute_embeddings, logits)
+
+
+def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Interpreter:
+    """Rebuild an interpreter on ``target`` from :meth:`Interpreter.architecture`'s description.
+
+    Raises:
+        AmdError: The description is not an interpreter's, or it was made for another backbone.
+    """
+    if architecture.get("type") != "interpreter":
+        raise AmdError(f"architecture of type {architecture.get('type')!r} is not an interpreter")
+    if architecture.get("backbone") != target.backbone.name:
+        raise AmdError(
+            f"interpreter built for a {architecture.get('backbone')} target, "
+            f"the target given is a {target.backbone.name}"
+        )
+    return Interpreter(
+        target,
+        num_attributes=int(architecture["num_attributes"]),
+        split=str(architecture.get("split", "layer2")),
+        map_mode=str(architecture.get("map_mode", "faithful")),
+        head_channels=int(architecture.get("head_channels", 256)),
+        aux_classifier=bool(architecture.get("aux_classifier", False)),
+    )

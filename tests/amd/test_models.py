@@ -1,0 +1,346 @@
+"""Backbones, the target model and the interpreter on tiny CPU inputs (64x32 crops, 4x2 maps)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torchvision
+
+from amd.errors import AmdError
+from amd.losses import (
+    amd_loss,
+    attribute_classification_loss,
+    batch_hard_triplet_loss,
+    circle_softmax_loss,
+    cross_entropy_label_smoothing,
+)
+from amd.models import BACKBONES, Interpreter, ReIDModel, build_backbone, build_target, phi
+from amd.models.backbones import PretrainedWeightsError, load_pretrained
+
+H, W = 64, 32
+
+
+@pytest.fixture(scope="module")
+def target() -> ReIDModel:
+    torch.manual_seed(0)
+    model = build_target("resnet18", num_classes=4).eval()
+    # Random BNNeck statistics, so that masking changes the embedding in a non-trivial way.
+    model.bnneck.running_mean.uniform_(0.0, 0.5)
+    model.bnneck.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randn(4, 3, H, W)
+
+
+# ------------------------------------------------------------------------------------------ backbones
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenetv2"])
+def test_backbone_stages_and_last_stride(name):
+    backbone = build_backbone(name).eval()
+    x = torch.randn(1, 3, H, W)
+    with torch.no_grad():
+        out = backbone(x)
+        shared = backbone(x, end="layer2")
+        rest = backbone(shared, start="layer3")
+    # Stride 16 overall (the last stage keeps stride 1): 64x32 -> 4x2.
+    assert out.shape == (1, backbone.out_channels, H // 16, W // 16)
+    assert shared.shape[1] == backbone.stage_channels["layer2"]
+    torch.testing.assert_close(rest, out)
+    expected = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "mobilenetv2": 1280}
+    assert backbone.out_channels == expected[name]
+
+
+@pytest.mark.parametrize("name", ["resnet34", "resnet101"])
+def test_deep_resnets_keep_stride_one_in_layer4(name):
+    # Built on the meta device: no memory, no initialisation cost, the structure only.
+    with torch.device("meta"):
+        backbone = build_backbone(name)
+    block = backbone.stages["layer4"][0]
+    strides = {conv.stride for conv in block.modules() if isinstance(conv, torch.nn.Conv2d)}
+    assert strides == {(1, 1)}
+    assert backbone.out_channels == (512 if name == "resnet34" else 2048)
+    assert name in BACKBONES
+
+
+def test_unknown_backbone_is_refused():
+    with pytest.raises(AmdError, match="unknown backbone 'vgg'"):
+        build_backbone("vgg")
+
+
+def test_resnet_weights_from_a_torchvision_file(tmp_path):
+    net = torchvision.models.resnet18()
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(net.state_dict(), path)
+    backbone = build_backbone("resnet18", pretrained_path=path)
+    torch.testing.assert_close(backbone.stages["stem"].conv1.weight, net.conv1.weight)
+    torch.testing.assert_close(backbone.stages["layer4"][1].bn2.running_var, net.layer4[1].bn2.running_var)
+    report = backbone.pretrained_report
+    assert report is not None and report.missing == ()
+    assert set(report.unexpected) == {"fc.weight", "fc.bias"}
+
+
+def _flat_mobilenet_state(features: torch.nn.Module, prefix: str) -> dict[str, torch.Tensor]:
+    """A features-only state dict in the flat block layout (conv, bn, relu6, dw conv, bn, relu6, conv, bn)."""
+    nested_to_flat = {"0.0": "0", "0.1": "1", "1.0": "3", "1.1": "4", "2": "6", "3": "7"}
+    block1 = {"0.0": "0", "0.1": "1", "1": "3", "2": "4"}
+    out = {}
+    for key, value in features.state_dict().items():
+        index, rest = key.split(".", 1)
+        if 1 <= int(index) <= 17:
+            for nested, flat in sorted(
+                (block1 if index == "1" else nested_to_flat).items(), key=lambda kv: -len(kv[0])
+            ):
+                if rest.startswith(f"conv.{nested}."):
+                    rest = f"conv.{flat}." + rest[len(f"conv.{nested}.") :]
+                    break
+        out[f"{prefix}{index}.{rest}"] = value
+    return out
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "flat", "flat-no-prefix"])
+def test_mobilenet_weights_in_every_layout(tmp_path, layout):
+    reference = torchvision.models.mobilenet_v2()
+    if layout == "torchvision":
+        state = reference.state_dict()
+    else:
+        state = _flat_mobilenet_state(reference.features, "" if layout == "flat-no-prefix" else "features.")
+    path = tmp_path / "weights.pt"
+    torch.save(state, path)
+    backbone = build_backbone("mobilenetv2", pretrained_path=path)
+    assert backbone.pretrained_report.missing == ()
+    own = getattr(backbone.stages["layer4"], "17").conv[1][0].weight
+    torch.testing.assert_close(own, reference.features[17].conv[1][0].weight)
+    torch.testing.assert_close(
+        backbone.stages["stem"][1].conv[1].weight, reference.features[1].conv[1].weight
+    )
+    expected_unused = {"classifier.1.weight", "classifier.1.bias"} if layout == "torchvision" else set()
+    assert set(backbone.pretrained_report.unexpected) == expected_unused
+
+
+def test_pretrained_file_of_another_architecture_is_refused(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    with pytest.raises(PretrainedWeightsError, match="none of its .* tensors fit backbone mobilenetv2"):
+        build_backbone("mobilenetv2", pretrained_path=path)
+    path50 = tmp_path / "resnet50.pth"
+    torch.save(
+        {"conv1.weight": torch.zeros(64, 3, 7, 7), "layer1.0.conv1.weight": torch.zeros(64, 64, 1, 1)}, path50
+    )
+    with pytest.raises(PretrainedWeightsError, match="layer1.0.conv1.weight has shape"):
+        build_backbone("resnet18", pretrained_path=path50)
+
+
+def test_pretrained_partial_file_reports_missing(tmp_path, caplog):
+    state = {
+        k: v for k, v in torchvision.models.resnet18().state_dict().items() if not k.startswith("layer4")
+    }
+    path = tmp_path / "partial.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
+    backbone = build_backbone("resnet18")
+    with caplog.at_level(logging.WARNING):
+        report = load_pretrained(backbone, path)
+    assert report.missing and all(k.startswith("stages.layer4.") for k in report.missing)
+    assert "not in the file" in caplog.text
+
+
+def test_unreadable_pretrained_file(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"not weights at all")
+    with pytest.raises(PretrainedWeightsError, match="cannot read weights"):
+        build_backbone("resnet18", pretrained_path=path)
+
+
+# --------------------------------------------------------------------------------------------- target
+
+
+def test_target_modes_and_head(target, images):
+    with torch.no_grad():
+        f = target(images)
+        fmap = target.feature_map(images)
+        assert f.shape == (4, 512) and fmap.shape == (4, 512, 4, 2)
+        torch.testing.assert_close(target.head(fmap), f)
+    assert target.pool.p.item() == 3.0
+    assert not target.bnneck.bias.requires_grad and target.bnneck.weight.requires_grad
+    target.train()
+    try:
+        out = target(images)
+    finally:
+        target.eval()
+    assert out.logits.shape == (4, 4) and out.pooled.shape == (4, 512) and out.embedding.shape == (4, 512)
+
+
+def test_masked_head_equals_one_head_per_mask(target, images):
+    torch.manual_seed(2)
+    with torch.no_grad():
+        fmap = target.feature_map(images)
+        masks = torch.rand(4, 3, 4, 2) * 2 + 0.05
+        batched = target.masked_head(fmap, masks)
+        one_by_one = torch.stack([target.head(fmap * masks[:, m : m + 1]) for m in range(3)], dim=1)
+        ones = target.masked_head(fmap, torch.ones(4, 2, 4, 2))
+    torch.testing.assert_close(batched, one_by_one, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ones[:, 1], target.head(fmap), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("classifier", ["linear", "cosine"])
+def test_target_loss_falls(classifier):
+    torch.manual_seed(3)
+    model = build_target("resnet18", num_classes=2, classifier=classifier).train()
+    x = torch.randn(4, 3, H // 2, W // 2)
+    labels = torch.tensor([0, 0, 1, 1])
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+
+    def loss_fn() -> torch.Tensor:
+        out = model(x)
+        if classifier == "linear":
+            cls = cross_entropy_label_smoothing(out.logits, labels)
+        else:
+            cls = circle_softmax_loss(out.logits, labels, scale=16.0)
+        return cls + batch_hard_triplet_loss(out.pooled, labels)
+
+    with torch.no_grad():
+        first = loss_fn()
+    for _ in range(3):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert loss_fn().item() < 0.7 * first.item()
+
+
+def test_build_target_from_architecture_dict(target):
+    rebuilt = build_target(target.architecture())
+    assert rebuilt.architecture() == target.architecture()
+    with pytest.raises(AmdError, match="unknown classifier"):
+        build_target("resnet18", num_classes=3, classifier="arcface")
+
+
+# ------------------------------------------------------------------------------------------------ phi
+
+
+def test_phi_values_and_continuity():
+    z = torch.tensor([-1.0, 0.0, 3.0, -1e-6, 1e-6], dtype=torch.float64)
+    expected = torch.tensor([torch.e**-1, 1.0, 2.0, 1.0, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(phi(z), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_phi_gradient_finite_at_extremes():
+    z = torch.tensor([-1e4, -50.0, 0.0, 50.0, 1e30], requires_grad=True)
+    phi(z).sum().backward()
+    assert torch.isfinite(z.grad).all()
+    assert torch.all(phi(z.detach()) >= 0)
+
+
+def test_phi_gradient_at_zero_lets_an_untrained_head_learn():
+    # The head starts at Z = 0 exactly; a zero gradient there would freeze it for ever.
+    z = torch.zeros(3, requires_grad=True)
+    phi(z).sum().backward()
+    torch.testing.assert_close(z.grad, torch.full((3,), 0.5))
+
+
+# ---------------------------------------------------------------------------------------- interpreter
+
+
+@pytest.mark.parametrize("map_mode", ["faithful", "localising"])
+def test_untrained_interpreter_gives_full_distance_per_attribute(target, images, map_mode):
+    interpreter = Interpreter(target, num_attributes=3, map_mode=map_mode).eval()
+    with torch.no_grad():
+        out = interpreter(images)
+    assert out.maps.shape == (4, 3, 4, 2)
+    assert out.attribute_embeddings.shape == (4, 3, 512)
+    assert out.attribute_logits is None
+    assert torch.all(out.maps == 1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(out.embedding, target(images))
+    for m in range(3):
+        torch.testing.assert_close(out.attribute_embeddings[:, m], out.embedding, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("split", ["stem", "layer1", "layer3"])
+def test_interpreter_split_points(target, images, split):
+    interpreter = Interpreter(target, num_attributes=2, split=split).eval()
+    with torch.no_grad():
+        out = interpreter(images)
+    assert out.maps.shape == (4, 2, 4, 2)
+    expected_stages = {"stem": 4, "layer1": 3, "layer3": 1}[split]
+    assert len(interpreter.late) == expected_stages
+
+
+def test_interpreter_refuses_bad_options(target):
+    with pytest.raises(AmdError, match="unknown split point 'layer4'"):
+        Interpreter(target, num_attributes=2, split="layer4")
+    with pytest.raises(AmdError, match="unknown map mode"):
+        Interpreter(target, num_attributes=2, map_mode="sharp")
+
+
+def test_interpreter_keeps_target_frozen_and_in_eval(target):
+    interpreter = Interpreter(target, num_attributes=2, aux_classifier=True)
+    interpreter.train()
+    assert not target.training and interpreter.late.training
+    assert not any(p.requires_grad for p in target.parameters())
+    assert all(p.requires_grad for p in interpreter.own_parameters())
+    own = interpreter.own_state_dict()
+    assert own and not any(k.startswith("target.") for k in own)
+    assert any(k.startswith("aux_fc.") for k in own)
+
+
+def _pk_attrs() -> torch.Tensor:
+    # 4 identities x 2 images, M = 3: pairs with N = 0 (same identity), 1, 2 and 3.
+    ids = torch.tensor([[1, 1, 1], [-1, 1, 1], [-1, -1, 1], [-1, -1, -1]], dtype=torch.float32)
+    return ids.repeat_interleave(2, dim=0)
+
+
+@pytest.mark.parametrize("map_mode", ["faithful", "localising"])
+def test_distillation_loss_falls_and_target_unchanged(target, map_mode):
+    torch.manual_seed(4)
+    x = torch.randn(8, 3, H, W)
+    attrs = _pk_attrs()
+    # Branching after layer3 keeps the trainable copy small (layer4 only), so the test stays fast.
+    interpreter = Interpreter(
+        target, num_attributes=3, split="layer3", map_mode=map_mode, aux_classifier=True
+    )
+    interpreter.train()
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    opt = torch.optim.Adam(interpreter.own_parameters(), lr=3e-4)
+    rates = torch.full((3,), 0.5)
+
+    def losses() -> tuple[torch.Tensor, torch.Tensor]:
+        out = interpreter(x)
+        md, prior = amd_loss(out.embedding, out.attribute_embeddings, attrs)
+        return md + 10 * prior, attribute_classification_loss(out.attribute_logits, attrs, rates)
+
+    with torch.no_grad():
+        first_amd, first_aux = losses()
+    # At the start A = 1: the distillation term is 0 and the uniform shares violate the prior.
+    assert first_amd.item() > 1.0
+    for _ in range(5):
+        opt.zero_grad()
+        amd, aux = losses()
+        (amd + aux).backward()
+        opt.step()
+    with torch.no_grad():
+        last_amd, last_aux = losses()
+    assert last_amd.item() < 0.8 * first_amd.item()
+    assert last_aux.item() < first_aux.item()
+    for key, value in target.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    if map_mode == "localising":
+        with torch.no_grad():
+            maps = interpreter.eval()(x).maps
+        torch.testing.assert_close(maps.mean(dim=(2, 3)), torch.ones(8, 3), rtol=1e-5, atol=1e-5)
+
+
+def test_interpreter_on_the_light_backbone():
+    torch.manual_seed(5)
+    model = build_target("mobilenetv2").eval()
+    interpreter = Interpreter(model, num_attributes=2).eval()
+    with torch.no_grad():
+        out = interpreter(torch.randn(2, 3, H, W))
+    assert out.maps.shape == (2, 2, 4, 2) and out.attribute_embeddings.shape == (2, 2, 1280)
