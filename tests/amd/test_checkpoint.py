@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -140,7 +140,10 @@ def test_refuses_missing_and_empty_files(tmp_path):
 
 def test_refuses_a_file_that_is_not_ours(tmp_path):
     junk = tmp_path / "photo.pt"
-    junk.write_bytes(os.urandom(2000))
+    # Fixed bytes (a JPEG header and noise): random ones could start like a pickle or a zip by chance.
+    junk.write_bytes(
+        b"\xff\xd8\xff\xe0" + bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8))
+    )
     with pytest.raises(CheckpointError, match=r"not a checkpoint of this tool \(not a PyTorch file\)"):
         load_target(junk)
     bare = tmp_path / "resnet18.pth"
