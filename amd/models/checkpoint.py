@@ -112,7 +112,15 @@ def _plain(value: Any, where: str) -> Any:
     raise TypeError(f"{where}: {type(value).__name__} is not plain data (use numbers, strings, lists, dicts)")
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -120,6 +128,8 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file readable by its owner only; a model file is shared like any other.
+        os.chmod(tmp, 0o666 & ~_umask())
         # A reader sees either the old file or the complete new one, never a half-written file.
         os.replace(tmp, path)
     except BaseException:
@@ -188,7 +198,7 @@ def save_checkpoint(
         "state_dict": _state_for_saving(state_dict, half),
     }
     path = Path(path)
-    _atomic_torch_save(payload, path)
+    atomic_torch_save(payload, path)
     return file_sha256(path)
 
 

@@ -215,3 +215,15 @@ def test_refuses_interpreter_for_another_backbone(saved, tmp_path, schema):
         CheckpointError, match="built for a resnet18 target, the target given is a mobilenetv2"
     ):
         load_interpreter(saved["interp_path"], light, light_hash)
+
+
+def test_saved_files_follow_the_umask_not_the_temporary_files_mode(tmp_path):
+    from amd.models.checkpoint import atomic_torch_save
+
+    old = os.umask(0o022)
+    try:
+        atomic_torch_save({"x": torch.zeros(1)}, tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
