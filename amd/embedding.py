@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from amd.inference import inference_copy
 from amd.models.checkpoint import CheckpointInfo, load_target
 from amd.models.inputs import ImageLike, Transform, eval_transform, preprocess
 from amd.models.target import ReIDModel
@@ -34,7 +35,8 @@ class Embedder(Protocol):
 
 
 class TargetEmbedder:
-    """Embeds crops with a target model: inference mode, eval mode, channels-last memory layout.
+    """Embeds crops with a target model: inference mode, eval mode, channels-last memory layout, batch
+    norms folded into the convolutions (:func:`amd.inference.inference_copy`).
 
     Decoding runs on a small thread pool and overlaps the forward of the previous batch.
 
@@ -59,11 +61,14 @@ class TargetEmbedder:
         workers: int | None = None,
     ) -> None:
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
         self.name = name
         self.model_hash = model_hash
         self.dim = int(model.embedding_dim)
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        # A private copy with the batch norms folded into the convolutions (checked against the model on a
+        # probe batch): the caller's model is left as it is.
+        probe = torch.randn(2, 3, *self.input_size, generator=torch.Generator().manual_seed(0))
+        self.model = inference_copy(model.to(self.device).eval(), probe.to(self.device))
         self.transform = transform if transform is not None else eval_transform(self.input_size)
         self.workers = workers if workers is not None else max(1, min(4, os.cpu_count() or 1))
 

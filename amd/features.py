@@ -1,17 +1,27 @@
-"""Batched feature extraction over dataset records."""
+"""Batched feature extraction over dataset records.
+
+:func:`extract` is the fast path used by evaluation: crops are decoded on a small thread pool while the
+previous batch runs through the model (PIL and the tensor transforms release the GIL), the model runs in
+inference mode with channels-last inputs, and an eval-mode ``nn.Module`` is replaced by a copy with its
+batch norms folded into its convolutions (:func:`amd.inference.inference_copy`, checked against the
+original on the first batch).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from amd.data.records import Record
 from amd.data.torch_dataset import ReidImageDataset
 from amd.data.transforms import build_transforms
+from amd.inference import inference_copy
 
 
 def record_loader(
@@ -23,7 +33,89 @@ def record_loader(
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, **kwargs)
 
 
+def _threaded_batches(
+    records: Sequence[Record], size: tuple[int, int], batch_size: int, threads: int
+) -> Iterator[Tensor]:
+    """Image batches (B, 3, H, W) in order, the next batch decoding on threads while the caller works."""
+    ds = ReidImageDataset(records, build_transforms(size, train=False))
+    starts = range(0, len(ds), batch_size)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+
+        def submit(start: int) -> list:
+            return [pool.submit(lambda i: ds[i]["image"], i) for i in range(start, min(start + batch_size, len(ds)))]
+
+        pending = submit(starts[0])
+        for k in range(len(starts)):
+            images = [f.result() for f in pending]
+            if k + 1 < len(starts):
+                pending = submit(starts[k + 1])
+            yield torch.stack(images)
+
+
+def _batches(
+    records: Sequence[Record], size: tuple[int, int], batch_size: int, workers: int
+) -> Iterator[Tensor]:
+    if workers > 0:
+        for batch in record_loader(records, size, batch_size, workers):
+            yield batch["image"]
+    else:
+        yield from _threaded_batches(records, size, batch_size, max(1, min(4, os.cpu_count() or 1)))
+
+
 @torch.inference_mode()
+def _run(
+    forward: Callable[[Tensor], Tensor | Sequence[Tensor]],
+    records: Sequence[Record],
+    size: tuple[int, int],
+    device: torch.device | str,
+    batch_size: int,
+    workers: int,
+) -> tuple[np.ndarray, ...]:
+    device = torch.device(device)
+    model = None
+    out: list[list[np.ndarray]] = []
+    for batch in _batches(records, size, batch_size, workers):
+        images = batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        if model is None:
+            # The first real batch is the probe that checks the folded copy.
+            fast = isinstance(forward, nn.Module) and not forward.training
+            model = inference_copy(forward, images[:2]) if fast else forward
+        outputs = model(images)
+        if isinstance(outputs, Tensor):
+            outputs = (outputs,)
+        if not out:
+            out = [[] for _ in outputs]
+        for store, value in zip(out, outputs, strict=True):
+            store.append(value.float().cpu().numpy())
+    return tuple(np.concatenate(parts, axis=0) for parts in out)
+
+
+def extract_outputs(
+    forward: Callable[[Tensor], Sequence[Tensor]],
+    records: Sequence[Record],
+    size: tuple[int, int],
+    device: torch.device | str = "cpu",
+    batch_size: int = 64,
+    workers: int = 0,
+) -> tuple[np.ndarray, ...]:
+    """Apply ``forward`` (images (B, 3, H, W) -> several tensors (B, ...)) to every record, in order.
+
+    Args:
+        forward: The model or function. An ``nn.Module`` in eval mode runs as a folded, channels-last copy.
+        records: The crops.
+        size: Input size (H, W).
+        device: Where ``forward`` runs.
+        batch_size: Crops per forward.
+        workers: Decoding processes (0: decoding threads in this process).
+
+    Returns:
+        One float32 array (N, ...) per output of ``forward``, on the CPU; ``()`` for no records.
+    """
+    if not records:
+        return ()
+    return _run(forward, records, size, device, batch_size, workers)
+
+
 def extract(
     forward: Callable[[Tensor], Tensor],
     records: Sequence[Record],
@@ -34,14 +126,11 @@ def extract(
 ) -> np.ndarray:
     """Apply ``forward`` (images (B, 3, H, W) -> (B, ...)) to every record, in order.
 
+    An ``nn.Module`` in eval mode runs as a folded, channels-last copy (see the module docstring).
+
     Returns:
         float32 array (N, ...) on the CPU.
     """
     if not records:
         return np.zeros((0,), dtype=np.float32)
-    device = torch.device(device)
-    out: list[np.ndarray] = []
-    for batch in record_loader(records, size, batch_size, workers):
-        images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        out.append(forward(images).float().cpu().numpy())
-    return np.concatenate(out, axis=0)
+    return _run(forward, records, size, device, batch_size, workers)[0]

@@ -15,8 +15,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.dataset_info",
     "cli.train_target",
     "cli.distill",
+    "cli.evaluate",
+    "cli.explain",
     "cli.ingest",
     "cli.index",
     "cli.search",
     "cli.audit",
+    "cli.demo",
 )

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from amd.visual import COLOUR_MAPS, blend, normalise_pair, top_regions
 from gui.widgets.chart import COMMON_COLOUR, DIFFER_COLOUR, ContributionChartWidget
 from gui.widgets.crop_view import CropViewWidget
-from gui.workers import Job, JobRunner
+from gui.workers import Job, JobRunner, guarded
 
 VERDICTS: tuple[str, ...] = ("match", "no match", "inconclusive")
 
@@ -42,6 +42,10 @@ def load_rgb(path: str) -> np.ndarray:
 
     with Image.open(path) as img:
         return np.asarray(img.convert("RGB"))
+
+
+def _reading(probability: float) -> str:
+    return f"{'yes' if probability >= 0.5 else 'no'}  {100 * probability:.0f}%"
 
 
 class CompareWidget(QWidget):
@@ -84,7 +88,7 @@ class CompareWidget(QWidget):
             view.dropped.connect(lambda kind, value, s=side: self.set_crop(s, self._resolve(kind, value)))
 
         self.attribute_box = QComboBox()
-        self.attribute_box.setMinimumContentsLength(18)
+        self.attribute_box.setMinimumContentsLength(14)
         self.attribute_box.currentIndexChanged.connect(self._on_attribute_box_changed)
         self.cmap_box = QComboBox()
         self.cmap_box.addItems(COLOUR_MAPS)
@@ -100,14 +104,20 @@ class CompareWidget(QWidget):
         grid = QGridLayout(crops)
         grid.addWidget(self.views[0], 0, 0)
         grid.addWidget(self.views[1], 0, 1)
-        controls = QHBoxLayout()
-        controls.addWidget(QLabel("Attribute"))
-        controls.addWidget(self.attribute_box, 1)
-        controls.addWidget(self.top3)
-        controls.addWidget(QLabel("Colours"))
-        controls.addWidget(self.cmap_box)
-        controls.addWidget(QLabel("Opacity"))
-        controls.addWidget(self.opacity)
+        # Two rows, so that the slider keeps a usable width when the crops' pane is narrow.
+        self.opacity.setMinimumWidth(120)
+        controls = QGridLayout()
+        controls.addWidget(QLabel("Attribute"), 0, 0)
+        controls.addWidget(self.attribute_box, 0, 1)
+        controls.addWidget(self.top3, 0, 2)
+        controls.addWidget(QLabel("Colours"), 1, 0)
+        colours = QHBoxLayout()
+        colours.addWidget(self.cmap_box)
+        colours.addSpacing(12)
+        colours.addWidget(QLabel("Opacity"))
+        colours.addWidget(self.opacity, 1)
+        controls.addLayout(colours, 1, 1, 1, 2)
+        controls.setColumnStretch(1, 1)
         grid.addLayout(controls, 1, 0, 1, 2)
 
         self.chart = ContributionChartWidget()
@@ -134,6 +144,12 @@ class CompareWidget(QWidget):
         self.predicted.verticalHeader().setVisible(False)
         self.predicted.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.predicted.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.predicted.setWordWrap(False)
+        self.predicted.verticalHeader().setDefaultSectionSize(self.predicted.fontMetrics().height() + 6)
+        for col in (1, 2):
+            self.predicted.horizontalHeader().setSectionResizeMode(
+                col, QHeaderView.ResizeMode.ResizeToContents
+            )
 
         verdict_box = QGroupBox("Verdict")
         self.verdict_buttons = QButtonGroup(self)
@@ -158,7 +174,7 @@ class CompareWidget(QWidget):
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.status_label)
-        rl.addWidget(self.chart, 3)
+        rl.addWidget(self.chart, 4)
         rl.addWidget(legend)
         rl.addLayout(figures)
         rl.addWidget(self.predicted, 2)
@@ -169,6 +185,8 @@ class CompareWidget(QWidget):
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
+        # The right pane's size hint (chart and table) would otherwise squeeze the crops.
+        splitter.setSizes([560, 440])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -200,7 +218,9 @@ class CompareWidget(QWidget):
         self.status_label.setText("Explaining...")
         self.job = Job(self._explain, a, b, name="explain")
         self.job.signals.succeeded.connect(self._on_explained)
-        self.job.signals.failed.connect(lambda msg: self.status_label.setText(f"Could not explain: {msg}"))
+        self.job.signals.failed.connect(
+            guarded(self, lambda msg: self.status_label.setText(f"Could not explain: {msg}"))
+        )
         self.runner.start("compare", self.job)
 
     # -- output ---------------------------------------------------------------------------------------------
@@ -264,7 +284,8 @@ class CompareWidget(QWidget):
         self.predicted.setRowCount(len(labels))
         for row, label in enumerate(labels):
             agree = (pa[row] >= 0.5) == (pb[row] >= 0.5)
-            cells = [f"{'=' if agree else '≠'}  {label}", f"{100 * pa[row]:.0f}%", f"{100 * pb[row]:.0f}%"]
+            # The yes/no reading is what "agree" compares; the percentage says how sure each side is.
+            cells = [f"{'=' if agree else '≠'}  {label}", _reading(pa[row]), _reading(pb[row])]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if not agree:

@@ -9,15 +9,50 @@ through queued signals. Progress is throttled to about 15 updates per second.
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 PROGRESS_INTERVAL_S = 1 / 15
+#: Niceness of the worker threads: when the CPU is short, the UI thread gets it first.
+WORKER_NICE = 10
+
+
+def lower_thread_priority() -> None:
+    """Give the calling thread a lower CPU priority (Linux keeps a nice value per thread).
+
+    Threads the job starts (decoding pools, the model's own threads when it makes them) inherit it.
+    Elsewhere this does nothing: there, the priority call would change the whole process.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < WORKER_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, WORKER_NICE)
+    except OSError:
+        pass
+
+
+def guarded(receiver: QObject, fn: Callable[..., Any]) -> Callable[..., None]:
+    """``fn``, made a no-op once ``receiver`` is deleted.
+
+    A job's signals outlive the window that started it: a result queued just before the window closed
+    is delivered after, and a plain lambda would then call into a deleted object.
+    """
+
+    def call(*args: Any) -> None:
+        if shiboken6.isValid(receiver):
+            fn(*args)
+
+    return call
 
 
 class JobSignals(QObject):
@@ -68,6 +103,7 @@ class Job(QRunnable):
             self.signals.progress_changed.emit(int(done), int(total), str(message))
 
     def run(self) -> None:
+        lower_thread_priority()
         try:
             result = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # everything must reach the UI as a message, never kill the pool thread
@@ -98,7 +134,7 @@ class JobRunner(QObject):
         if previous is not None:
             previous.cancel()
         self._jobs[key] = job
-        job.signals.finished.connect(lambda k=key, j=job: self._forget(k, j))
+        job.signals.finished.connect(guarded(self, lambda k=key, j=job: self._forget(k, j)))
         self.pool.start(job)
         return job
 

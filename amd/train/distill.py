@@ -11,7 +11,7 @@ import torch
 from amd.data.load import load_dataset
 from amd.data.records import Dataset
 from amd.errors import AmdError
-from amd.features import extract
+from amd.evaluate import explanation_metrics
 from amd.losses import amd_loss, attribute_classification_loss
 from amd.models import Interpreter, load_target, save_interpreter
 from amd.schema import AttributeSchema
@@ -32,37 +32,6 @@ def identity_positive_rates(dataset: Dataset) -> np.ndarray:
     if not by_pid:
         return np.full(len(dataset.schema), 0.5)
     return (np.stack(list(by_pid.values())) > 0).mean(axis=0)
-
-
-def explanation_metrics(
-    interpreter: Interpreter,
-    dataset: Dataset,
-    size: tuple[int, int],
-    device: torch.device,
-    workers: int = 0,
-) -> dict[str, float]:
-    """Target and interpreter retrieval plus X-mAP_e, X-mAP_c and ADRE over the query x gallery pairs."""
-    from amd.metrics import evaluate_explanations, evaluate_retrieval, protocol_pair_filter
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        out = interpreter(x)
-        return torch.cat([out.embedding.unsqueeze(1), out.attribute_embeddings], dim=1)
-
-    q = extract(forward, dataset.query, size, device, workers=workers)
-    g = extract(forward, dataset.gallery, size, device, workers=workers)
-    qp, gp = np.array([r.pid for r in dataset.query]), np.array([r.pid for r in dataset.gallery])
-    qc, gc = np.array([r.camid for r in dataset.query]), np.array([r.camid for r in dataset.gallery])
-    res = evaluate_explanations(
-        q[:, 0], g[:, 0], q[:, 1:], g[:, 1:],
-        np.stack([r.attributes for r in dataset.query]), np.stack([r.attributes for r in dataset.gallery]),
-        pair_filter=protocol_pair_filter(qp, gp, qc, gc),
-    )  # fmt: skip
-    target = evaluate_retrieval(res.target_distmat, qp, gp, qc, gc)
-    interp = evaluate_retrieval(res.interpreter_distmat, qp, gp, qc, gc)
-    out = res.as_dict()
-    out.update({f"target_{k}": v for k, v in target.as_dict().items()})
-    out.update({f"interpreter_{k}": v for k, v in interp.as_dict((1, 5)).items() if k != "mINP"})
-    return out
 
 
 def distill(

@@ -5,40 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from amd.data.load import load_dataset
 from amd.data.records import Dataset
 from amd.errors import AmdError
-from amd.features import extract
+from amd.evaluate import retrieval_metrics
 from amd.losses import batch_hard_triplet_loss, circle_softmax_loss, cross_entropy_label_smoothing
 from amd.models import build_target, save_target
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import TargetTrainConfig, config_to_dict
 from amd.train.loop import Trainer, warmup_constant
-
-
-def retrieval_metrics(
-    embed: Callable[[torch.Tensor], torch.Tensor],
-    dataset: Dataset,
-    size: tuple[int, int],
-    device: torch.device,
-    workers: int = 0,
-) -> dict[str, float]:
-    """Rank-1/5/10, mAP and mINP of ``embed`` on the dataset's query and gallery."""
-    from amd.metrics import euclidean_distances, evaluate_retrieval
-
-    q = extract(embed, dataset.query, size, device, workers=workers)
-    g = extract(embed, dataset.gallery, size, device, workers=workers)
-    res = evaluate_retrieval(
-        euclidean_distances(q, g),
-        np.array([r.pid for r in dataset.query]),
-        np.array([r.pid for r in dataset.gallery]),
-        np.array([r.camid for r in dataset.query]),
-        np.array([r.camid for r in dataset.gallery]),
-    )
-    return res.as_dict()
 
 
 def train_target(

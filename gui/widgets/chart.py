@@ -32,7 +32,7 @@ class ContributionChartWidget(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=False, alpha=0.25)
-        self.plot.setLabel("bottom", "component of the distance (d_m / M)")
+        self.plot.setLabel("bottom", "component d_m / M")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         font = QFont()
         font.setPointSize(9)

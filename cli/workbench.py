@@ -1,0 +1,477 @@
+"""A workspace opened for interactive work: its models, search, explanations, verdicts and identities.
+
+Qt-free, so that the desktop application, a headless command and a test call the same code. Every
+method may block (database, model forward) and is meant to run on a worker thread; the models are
+loaded on first use, once, under a lock, so that two workers asking at the same time share one copy.
+Identity changes return what they replaced, so that a caller can undo them with :func:`restore`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from db.errors import NotFoundError, StoreError
+from db.records import CaseItemInfo, CropInfo, IdentityInfo, ModelInfo
+from db.workspace import Workspace
+
+if TYPE_CHECKING:
+    from amd.explain import Explainer, Explanation
+    from db.index import Embedder, IndexSummary
+    from db.ingest import IngestSummary
+
+#: Title of the case that keeps verdicts given outside any named case.
+UNFILED_CASE = "Unfiled"
+#: The verdict words of the comparison view -> the store's.
+VERDICT_CODES = {
+    "match": "match",
+    "no match": "no_match",
+    "no_match": "no_match",
+    "inconclusive": "inconclusive",
+}
+
+Progress = Callable[[int, int, str], None]
+Stop = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """The models a workspace is worked with.
+
+    Attributes:
+        target: The registered target (ReID) model, or ``None`` when none is usable.
+        interpreter: The registered interpreter distilled from ``target``, or ``None``.
+        problem: Why a model is missing, in words for the user ("" when both are there).
+    """
+
+    target: ModelInfo | None
+    interpreter: ModelInfo | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One ranked search result with its crop record (for the thumbnail and the captions)."""
+
+    rank: int
+    distance: float
+    crop: CropInfo
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is usable, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def register_models(ws: Workspace, target_path: str | Path, interpreter_path: str | Path | None) -> ModelPair:
+    """Register a target (and its interpreter) in the workspace by their files' hashes.
+
+    Raises:
+        amd.models.checkpoint.CheckpointError: A file is not a usable checkpoint, or the interpreter was
+            distilled from another target.
+    """
+    from amd.errors import AmdError
+    from amd.models import read_info
+
+    info = read_info(target_path)
+    if info.kind != "target":
+        raise AmdError(f"{target_path} is {info.kind!r} checkpoint, not a target model")
+    target = ws.models.register(
+        kind="target",
+        name=info.name,
+        file_hash=info.sha256,
+        architecture=str(info.architecture.get("backbone") or "") or None,
+        attribute_schema=info.schema.to_dict() if info.schema is not None else None,
+        dim=int(info.architecture["embedding_dim"]) if "embedding_dim" in info.architecture else None,
+        metrics=dict(info.metrics) or None,
+        file_path=str(Path(target_path).resolve()),
+    )
+    interpreter = None
+    if interpreter_path is not None:
+        iinfo = read_info(interpreter_path)
+        if iinfo.kind != "interpreter":
+            raise AmdError(f"{interpreter_path} is {iinfo.kind!r} checkpoint, not an interpreter")
+        if iinfo.target_sha256 != info.sha256:
+            raise AmdError(f"{interpreter_path} was distilled from another target model than {target_path}")
+        interpreter = ws.models.register(
+            kind="interpreter",
+            name=iinfo.name,
+            file_hash=iinfo.sha256,
+            architecture=str(iinfo.architecture.get("map_mode") or "") or None,
+            attribute_schema=iinfo.schema.to_dict() if iinfo.schema is not None else None,
+            metrics=dict(iinfo.metrics) or None,
+            file_path=str(Path(interpreter_path).resolve()),
+        )
+    return ModelPair(target, interpreter)
+
+
+def find_models(ws: Workspace) -> ModelPair:
+    """The newest registered target whose file is present, with an interpreter bound to it.
+
+    An interpreter belongs to a target when its checkpoint names the target file's hash. Reads the
+    interpreter checkpoints' metadata (small), not their weights.
+    """
+    from amd.models import read_info
+
+    targets = [m for m in reversed(ws.models.list("target")) if m.file_path and Path(m.file_path).is_file()]
+    if not targets:
+        known = ws.models.list("target")
+        if known:
+            return ModelPair(
+                None, None, f"the model file of {known[-1].name!r} is missing ({known[-1].file_path})"
+            )
+        return ModelPair(None, None, "no model is registered in this workspace")
+    interpreters = [
+        m for m in reversed(ws.models.list("interpreter")) if m.file_path and Path(m.file_path).is_file()
+    ]
+    for target in targets:
+        for interp in interpreters:
+            try:
+                if read_info(interp.file_path).target_sha256 == target.file_hash:
+                    return ModelPair(target, interp)
+            except Exception:  # an unreadable interpreter file is skipped, the others may do
+                continue
+    return ModelPair(targets[0], None, f"no interpreter for {targets[0].name!r} is registered")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Workbench:
+    """An open workspace with its models, loaded lazily and shared between worker threads.
+
+    Args:
+        ws: The open workspace (closed by :meth:`close`).
+        models: The models to work with (see :func:`find_models`).
+        device: ``cpu`` or ``cuda``; default CUDA when available (decided when a model loads).
+    """
+
+    def __init__(self, ws: Workspace, models: ModelPair, device: str | None = None) -> None:
+        self.ws = ws
+        self.models = models
+        self._device = device
+        self._lock = threading.Lock()
+        self._embedder: Embedder | None = None
+        self._explainer: Explainer | None = None
+        self._threshold: tuple[float | None, str] | None = None
+
+    @classmethod
+    def open(cls, root: str | Path, create: bool = False, device: str | None = None) -> Workbench:
+        """Open the workspace in ``root`` and find its models."""
+        ws = Workspace.open(root, create=create)
+        try:
+            return cls(ws, find_models(ws), device)
+        except BaseException:
+            ws.close()
+            raise
+
+    def close(self) -> None:
+        self.ws.close()
+
+    @property
+    def root(self) -> Path:
+        return self.ws.root
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = default_device()
+        return self._device
+
+    # ------------------------------------------------------------------ models
+
+    def require_target(self) -> ModelInfo:
+        if self.models.target is None:
+            raise StoreError(f"cannot search: {self.models.problem}")
+        return self.models.target
+
+    def embedder(self) -> Embedder:
+        """The target model as an embedder (loaded on first use)."""
+        target = self.require_target()
+        with self._lock:
+            if self._embedder is None:
+                from amd.embedding import load_embedder
+
+                self._embedder = load_embedder(target.file_path, device=self.device)
+            return self._embedder
+
+    def explainer(self) -> Explainer:
+        """The target with its interpreter (loaded on first use)."""
+        target = self.require_target()
+        if self.models.interpreter is None:
+            raise StoreError(f"cannot explain: {self.models.problem}")
+        with self._lock:
+            if self._explainer is None:
+                from amd.explain import Explainer
+
+                self._explainer = Explainer.from_files(
+                    target.file_path, self.models.interpreter.file_path, device=self.device
+                )
+            return self._explainer
+
+    def warm_up(self) -> str:
+        """Load the models now (on a worker, so that the first comparison is quick); returns the device."""
+        if self.models.target is not None:
+            self.embedder()
+        if self.models.interpreter is not None:
+            self.explainer()
+        return self.device
+
+    def explain(self, path_a: str, path_b: str) -> Explanation:
+        """The explanation of two crops given as image files."""
+        return self.explainer().explain(path_a, path_b)
+
+    # ------------------------------------------------------------------ crops and images
+
+    def image_path(self, crop: CropInfo) -> Path:
+        return self.ws.images.original_path(crop.sha256, crop.format)
+
+    def path_of_sha256(self, sha256: str) -> str:
+        """The stored original of the crop with this SHA-256."""
+        crop = self.ws.crops.by_sha256(sha256)
+        if crop is None:
+            raise NotFoundError(f"no crop with SHA-256 {sha256[:12]}... in this workspace")
+        return str(self.image_path(crop))
+
+    def crop_for_file(self, path: str | Path) -> CropInfo:
+        """The workspace's crop with this file's content, importing the file when it is new.
+
+        Raises:
+            StoreError: The file cannot be imported (the reason is in the message).
+        """
+        stored = self.ws.crops.by_sha256(file_sha256(path))
+        if stored is not None:
+            return stored
+        summary = self.ingest([str(path)])
+        if not summary.crop_ids:
+            reason = summary.refused[0].reason if summary.refused else "not imported"
+            raise StoreError(f"{path}: {reason}")
+        return self.ws.crops.get(summary.crop_ids[0])
+
+    def ingest(
+        self, paths: Sequence[str], on_progress: Progress | None = None, should_stop: Stop | None = None
+    ) -> IngestSummary:
+        """Import files, folders or dataset layouts (see :func:`cli.jobs.ingest_items`)."""
+        from cli.jobs import ingest_items
+        from db.ingest import IngestProgress, ingest
+
+        items, refused = ingest_items(list(paths))
+
+        def progress(p: IngestProgress) -> None:
+            if on_progress is not None:
+                on_progress(
+                    p.done, p.total, f"importing: {p.added} new, {p.duplicates} known, {p.refused} refused"
+                )
+
+        return ingest(self.ws, items, refused=refused, on_progress=progress, should_stop=should_stop)
+
+    # ------------------------------------------------------------------ index and search
+
+    def index(self, on_progress: Progress | None = None, should_stop: Stop | None = None) -> IndexSummary:
+        """Embed the crops the target has not indexed yet (batched, resumable)."""
+        from db.index import IndexProgress, IndexSummary, index_missing
+
+        target = self.require_target()
+        if not self.ws.embeddings.missing_crop_ids(target.id):
+            # Nothing to do: no model load and no audit entry for an index that is complete.
+            return IndexSummary(target.id, 0, (), False, 0.0)
+        if on_progress is not None:
+            on_progress(0, 0, f"loading {target.name}")
+        embedder = self.embedder()
+
+        def progress(p: IndexProgress) -> None:
+            if on_progress is not None:
+                on_progress(p.done, p.total, f"indexing with {target.name}")
+
+        return index_missing(
+            self.ws,
+            embedder,
+            file_path=target.file_path,
+            on_progress=progress,
+            should_stop=should_stop,
+        )
+
+    def search(
+        self,
+        query: str | int,
+        top: int = 20,
+        camera: str | None = None,
+        on_progress: Progress | None = None,
+        should_stop: Stop | None = None,
+    ) -> list[ResultRow]:
+        """Index what is missing, then rank the indexed crops by distance to a crop id or an image file.
+
+        Returns:
+            Up to ``top`` rows in increasing distance; empty when cancelled.
+        """
+        from cli.jobs import search
+
+        summary = self.index(on_progress, should_stop)
+        if summary.cancelled or (should_stop is not None and should_stop()):
+            return []
+
+        def rows(done: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress(done, total, "loading the feature cache")
+
+        hits = search(
+            self.ws, self.embedder(), str(query), top=top, camera=camera, device=self.device, on_progress=rows
+        )
+        crops = self.ws.crops.get_many([h.crop_id for h in hits])
+        return [ResultRow(h.rank, h.distance, c) for h, c in zip(hits, crops, strict=True)]
+
+    def threshold(self, max_crops: int = 2000) -> tuple[float | None, str]:
+        """A same/different distance threshold at the equal error rate of the labelled indexed crops.
+
+        Pairs of crops of one identity are "same", pairs of two identities "different"; the threshold is
+        where the share of same pairs above it equals the share of different pairs below it.
+
+        Returns:
+            ``(threshold, how it was found)``; ``(None, why not)`` when there are too few labels.
+        """
+        if self._threshold is not None:
+            return self._threshold
+        import numpy as np
+
+        from db.features import load_features
+
+        target = self.models.target
+        if target is None:
+            return None, self.models.problem
+        feats = load_features(self.ws, target.id)
+        if len(feats) == 0:
+            return None, "the workspace is not indexed yet"
+        rng = np.random.default_rng(0)
+        rows = np.arange(len(feats))
+        if len(rows) > max_crops:
+            rows = np.sort(rng.choice(rows, size=max_crops, replace=False))
+        crops = self.ws.crops.get_many([int(i) for i in feats.crop_ids[rows]])
+        ids = np.array([c.identity_id if c.identity_id is not None else -1 for c in crops])
+        keep = ids >= 0
+        rows, ids = rows[keep], ids[keep]
+        if len(np.unique(ids)) < 2 or len(ids) == len(np.unique(ids)):
+            return None, "too few labelled crops to calibrate a threshold"
+        x = np.asarray(feats.vectors[rows], dtype=np.float32)
+        sq = (x * x).sum(1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0.0))
+        upper = np.triu_indices(len(ids), k=1)
+        same = (ids[:, None] == ids[None, :])[upper]
+        dist = d[upper]
+        pos, neg = np.sort(dist[same]), np.sort(dist[~same])
+        candidates = np.unique(np.quantile(dist, np.linspace(0.005, 0.995, 199)))
+        frr = 1.0 - np.searchsorted(pos, candidates, side="left") / len(pos)
+        far = np.searchsorted(neg, candidates, side="left") / len(neg)
+        best = int(np.argmin(np.abs(frr - far)))
+        value = float(candidates[best])
+        how = (
+            f"equal error rate {100 * (frr[best] + far[best]) / 2:.1f}% on {len(pos)} same and "
+            f"{len(neg)} different labelled pairs"
+        )
+        self._threshold = (value, how)
+        return self._threshold
+
+    # ------------------------------------------------------------------ verdicts
+
+    def unfiled_case_id(self) -> int:
+        for case in self.ws.cases.list():
+            if case.title == UNFILED_CASE:
+                return case.id
+        return self.ws.cases.create(UNFILED_CASE, "Verdicts given outside a named case").id
+
+    def record_verdict(
+        self,
+        path_a: str,
+        path_b: str,
+        verdict: str | None,
+        notes: str,
+        explanation: Explanation | None = None,
+        case_id: int | None = None,
+    ) -> CaseItemInfo:
+        """Keep the analyst's verdict and notes with the pair, as an item of a case.
+
+        Files that are not in the workspace yet are imported first, so that the pair can be referred
+        to. The pair's item in the case (default: the "Unfiled" case) is reused when it exists.
+        """
+        code = VERDICT_CODES.get(verdict) if verdict is not None else None
+        if verdict is not None and code is None:
+            raise StoreError(f"unknown verdict {verdict!r}")
+        a, b = self.crop_for_file(path_a), self.crop_for_file(path_b)
+        case_id = self.unfiled_case_id() if case_id is None else case_id
+        item = next(
+            (
+                i
+                for i in self.ws.cases.get(case_id).items
+                if {i.query_crop_id, i.gallery_crop_id} == {a.id, b.id}
+            ),
+            None,
+        )
+        if item is None:
+            item = self.ws.cases.add_item(
+                case_id,
+                a.id,
+                b.id,
+                distance=None if explanation is None else float(explanation.distance),
+                explanation=None if explanation is None else explanation.to_dict(),
+                model_id=self.models.target.id if self.models.target else None,
+                interpreter_id=self.models.interpreter.id if self.models.interpreter else None,
+            )
+        return self.ws.cases.set_verdict(item.id, code, notes)
+
+    def verdict_of(self, path_a: str, path_b: str) -> CaseItemInfo | None:
+        """The Unfiled case's item for this pair of stored crops, or ``None``."""
+        a = self.ws.crops.by_sha256(file_sha256(path_a))
+        b = self.ws.crops.by_sha256(file_sha256(path_b))
+        if a is None or b is None:
+            return None
+        for case in self.ws.cases.list():
+            if case.title == UNFILED_CASE:
+                for item in self.ws.cases.get(case.id).items:
+                    if {item.query_crop_id, item.gallery_crop_id} == {a.id, b.id}:
+                        return item
+        return None
+
+
+# ---------------------------------------------------------------------- identities (each change audited by the store)
+
+
+def assign(ws: Workspace, crop_ids: Sequence[int], identity_id: int | None) -> dict[int, int | None]:
+    """Put crops under an identity (``None``: unlabelled).
+
+    Returns:
+        The previous identity of each crop that changed, for :func:`restore`.
+    """
+    before = {c.id: c.identity_id for c in ws.crops.get_many(list(crop_ids))}
+    ws.crops.set_identity(list(crop_ids), identity_id)
+    return {cid: old for cid, old in before.items() if old != identity_id}
+
+
+def restore(ws: Workspace, previous: dict[int, int | None]) -> None:
+    """Give crops back the identities that :func:`assign` replaced."""
+    groups: dict[int | None, list[int]] = {}
+    for crop_id, identity_id in previous.items():
+        groups.setdefault(identity_id, []).append(crop_id)
+    for identity_id, crop_ids in groups.items():
+        ws.crops.set_identity(crop_ids, identity_id)
+
+
+def identity_named(ws: Workspace, name: str) -> IdentityInfo:
+    """The identity called ``name``, created when there is none."""
+    return ws.identities.by_name(name.strip()) or ws.identities.create(name)
+
+
+def merge(ws: Workspace, source_id: int, into_id: int) -> dict[int, int | None]:
+    """Move every crop of identity ``source_id`` to ``into_id``; returns what :func:`restore` needs."""
+    if source_id == into_id:
+        raise StoreError("an identity cannot be merged into itself")
+    return assign(ws, ws.crops.ids(identity_id=source_id), into_id)

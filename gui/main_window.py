@@ -1,0 +1,827 @@
+"""The main window: gallery, query results, comparison, identities, and the jobs behind them.
+
+Threads: ``runner`` runs the heavy jobs (models, search, import, explanations), ``io`` the light ones
+(gallery pages, thumbnails, lists) so that browsing stays quick while a model runs, and ``writer``
+runs store changes one at a time in order (undo depends on it). Results reach the window only as
+queued signals; no worker touches a widget.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressDialog,
+    QTabWidget,
+    QWidget,
+)
+
+from cli import workbench as wb
+from gui.compare import CompareWidget
+from gui.compat import freeze_heap
+from gui.dialogs import show_error, show_message
+from gui.gallery import GalleryModel, GalleryWidget
+from gui.identities import (
+    AssignCommand,
+    IdentitiesWidget,
+    MergeCommand,
+    RenameCommand,
+    StoreWriter,
+    list_identities,
+)
+from gui.progress import JobProgressWidget
+from gui.results import ResultsWidget
+from gui.thumbnails import ThumbnailLoader
+from gui.workers import Job, JobRunner, guarded
+
+MAX_RECENT = 8
+DEMO_FOLDER = "demo-workspace"
+
+
+# ---------------------------------------------------------------------- worker functions (no Qt)
+
+
+def open_workbench(root: str, create: bool = False) -> wb.Workbench:
+    """Open a workspace; a new one without models gets the demo models when they are present."""
+    from cli.demo import demo_model_paths, missing_demo_models
+
+    bench = wb.Workbench.open(root, create=create)
+    if bench.models.target is None and not bench.ws.models.list() and not missing_demo_models():
+        target, interpreter = demo_model_paths()
+        wb.register_models(bench.ws, target, interpreter)
+        bench.models = wb.find_models(bench.ws)
+    return bench
+
+
+def filter_choices(
+    ws: Any,
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, str]], list[Any]]:
+    """Cameras, identities and known attributes for the gallery's filters, and the identity records."""
+    cameras = [(f"{c.name} ({c.crop_count})", c.id) for c in ws.cameras.list()]
+    identities = list_identities(ws)
+    names = [(f"{i.name} ({i.crop_count})", i.id) for i in identities]
+    attributes: list[tuple[str, str]] = []
+    labelled = next((i.attributes for i in identities if i.attributes and i.attributes.get("values")), None)
+    if labelled:
+        labels: dict[str, str] = {}
+        try:
+            from amd.schema import load_schema
+
+            schema = load_schema(str(labelled.get("schema")))
+            labels = dict(zip(schema.names, schema.labels, strict=True))
+        except Exception:  # an unknown schema still filters, by raw names
+            labels = {}
+        attributes = [
+            (labels.get(n, n), n) for n in sorted(labelled["values"], key=lambda n: labels.get(n, n))
+        ]
+    return cameras, names, attributes, identities
+
+
+def record_pair_verdict(
+    ws: Any, bench: wb.Workbench, path_a: str, path_b: str, verdict: str | None, notes: str, explanation: Any
+) -> tuple[Any, Any, Any]:
+    item = bench.record_verdict(path_a, path_b, verdict, notes, explanation)
+    return item, bench.crop_for_file(path_a), bench.crop_for_file(path_b)
+
+
+class MainWindow(QMainWindow):
+    """The workbench's main window.
+
+    Args:
+        settings: Where window layout, the last and recent workspaces and preferences are kept.
+        data_home: The user's data folder (the demo workspace is built there).
+
+    Signals:
+        workspace_opened(str): a workspace is open and shown.
+        search_finished(list): a query's results are on screen.
+    """
+
+    workspace_opened = Signal(str)
+    search_finished = Signal(list)
+
+    #: The demo workspace: persons, crops per person, cameras.
+    demo_size: tuple[int, int, int] = (40, 8, 6)
+
+    def __init__(self, settings: QSettings, data_home: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.data_home = Path(data_home)
+        self.bench: wb.Workbench | None = None
+        self.query: tuple[str, Any] | None = None
+        self.setWindowTitle("AMD Workbench")
+        self.setObjectName("MainWindow")
+
+        self.runner = JobRunner(self, max_threads=2)
+        self.io = JobRunner(self, max_threads=2)
+        self.writer = StoreWriter(lambda: self.bench.ws if self.bench else None, self)
+        self.writer.written.connect(self._on_store_written)
+        self.writer.failed.connect(lambda msg: self._on_job_failed("Change not saved", msg))
+        self.undo_stack = QUndoStack(self)
+
+        self.thumbnails = ThumbnailLoader(self.io, self._thumbnail_path, parent=self)
+        self.gallery_model = GalleryModel(self.io, self.thumbnails, self)
+        self.gallery = GalleryWidget(self.gallery_model)
+        self.compare = CompareWidget(self._explain, self._resolve, self.runner)
+        self.results = ResultsWidget(self.thumbnails)
+        self.identities = IdentitiesWidget()
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.gallery, "Gallery")
+        self.tabs.addTab(self.compare, "Compare")
+        self.setCentralWidget(self.tabs)
+        self.identity_dock = self._dock("Identities", self.identities, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.results_dock = self._dock("Results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.workspace_label = QLabel("no workspace")
+        self.model_label = QLabel("no model")
+        self.device_label = QLabel("device: -")
+        self.count_label = QLabel("0 crops")
+        self.progress = JobProgressWidget()
+        bar = self.statusBar()
+        for label in (self.workspace_label, self.model_label, self.device_label, self.count_label):
+            label.setContentsMargins(6, 0, 6, 0)
+            bar.addWidget(label)
+        bar.addPermanentWidget(self.progress)
+
+        self._build_menus()
+        self._connect()
+        self._restore_layout()
+
+    # ------------------------------------------------------------------ construction
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&New workspace...", self.new_workspace, QKeySequence.StandardKey.New)
+        self.open_action = self._action(file, "&Open workspace...", self.choose_workspace, "Ctrl+O")
+        self.recent_menu = file.addMenu("Open &recent")
+        self._action(file, "Open the &demo workspace", self.open_demo)
+        file.addSeparator()
+        self._action(file, "&Import images...", self.choose_import_files, "Ctrl+I")
+        self._action(file, "Import a &folder...", self.choose_import_folder)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit = bar.addMenu("&Edit")
+        undo = self.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        edit.addAction(undo)
+        edit.addAction(redo)
+
+        query = bar.addMenu("&Query")
+        self.search_action = self._action(
+            query, "&Search with the selected crop", self.search_selected, "Ctrl+F"
+        )
+        self._action(query, "&Compare the selection", self.compare_selected)
+        self._action(query, "&Index the workspace now", self.index_now)
+        self._action(query, "Cancel the current &job", self._cancel_current_job, "Esc")
+
+        identity = bar.addMenu("&Identity")
+        self._action(identity, "&New identity from the selection...", self.new_identity, "Ctrl+Shift+N")
+        self._action(identity, "&Assign the selection...", self.assign_selection, "Ctrl+E")
+        self._action(identity, "&Merge the selected identities", self.merge_identities)
+        self._action(identity, "&Split the selection off...", self.split_selection)
+        self._action(identity, "&Rename...", self.rename_identity)
+        self._action(identity, "&Unlabel the selection", self.unlabel_selection)
+
+        view = bar.addMenu("&View")
+        view.addAction(self.identity_dock.toggleViewAction())
+        view.addAction(self.results_dock.toggleViewAction())
+        self._action(view, "&Gallery", lambda: self.tabs.setCurrentWidget(self.gallery), "Ctrl+1")
+        self._action(view, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+2")
+        self._rebuild_recent_menu()
+
+    def _connect(self) -> None:
+        view = self.gallery.view
+        view.doubleClicked.connect(lambda index: self.search_crop(self.gallery_model.crop(index.row())))
+        view.compare_requested.connect(self.compare_selected)
+        view.files_dropped.connect(self.import_paths)
+        self.gallery_model.count_changed.connect(self._on_gallery_count_changed)
+        self.results.compare_requested.connect(self._on_results_compare_requested)
+        self.results.query_dropped.connect(self._on_query_dropped)
+        self.results.search_requested.connect(self._on_search_again)
+        self.compare.verdict_changed.connect(self._on_verdict_changed)
+        self.compare.add_to_case_requested.connect(self._on_add_to_case_requested)
+        self.identities.identity_activated.connect(self._on_identity_activated)
+        self.identities.new_requested.connect(self.new_identity)
+        self.identities.assign_requested.connect(self.assign_selection)
+        self.identities.merge_requested.connect(self.merge_identities)
+        self.identities.split_requested.connect(self.split_selection)
+        self.identities.rename_requested.connect(self.rename_identity)
+        self.identities.unlabel_requested.connect(self.unlabel_selection)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        else:
+            self.resizeDocks([self.identity_dock, self.results_dock], [230, 430], Qt.Orientation.Horizontal)
+        top = self.settings.value("search/top")
+        if top is not None:
+            self.results.top_box.setValue(int(top))
+        opacity = self.settings.value("compare/opacity")
+        if opacity is not None:
+            self.compare.opacity.setValue(int(opacity))
+        cmap = self.settings.value("compare/colours")
+        if cmap and self.compare.cmap_box.findText(str(cmap)) >= 0:
+            self.compare.cmap_box.setCurrentText(str(cmap))
+        splitter = self.settings.value("compare/splitter")
+        if isinstance(splitter, QByteArray):
+            self.compare.splitter.restoreState(splitter)
+
+    # ------------------------------------------------------------------ start and workspaces
+
+    def start(self) -> None:
+        """Open the last workspace, or build and open the demo workspace on the first start."""
+        last = self.settings.value("workspace/last")
+        if last and (Path(str(last)) / "workspace.json").is_file():
+            self.open_workspace(str(last))
+        else:
+            self.open_demo()
+
+    def demo_root(self) -> Path:
+        return self.data_home / DEMO_FOLDER
+
+    def open_demo(self) -> None:
+        """Open the demo workspace, building (or finishing) it first with a progress dialog."""
+        from cli.demo import demo_state, missing_demo_models
+
+        root = self.demo_root()
+        state = demo_state(root)
+        missing = missing_demo_models()
+        if state == "indexed" or (state == "crops" and missing):
+            self.open_workspace(str(root))
+            if missing:
+                self._warn_missing_models(missing)
+            return
+        self.build_demo(root, missing)
+
+    def build_demo(self, root: Path, missing: list[Path]) -> Job:
+        from cli.demo import build_demo_workspace
+
+        dialog = QProgressDialog("Building the demo workspace...", "Cancel", 0, 1000, self)
+        dialog.setWindowTitle("First start")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.setMinimumWidth(520)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        self.demo_dialog = dialog
+        note = (
+            ""
+            if not missing
+            else "\nThe demo models are missing: the crops are imported but cannot be searched."
+        )
+        identities, per_id, cameras = self.demo_size
+        job = Job(
+            build_demo_workspace,
+            str(root),
+            identities=identities,
+            per_id=per_id,
+            cameras=cameras,
+            name="demo",
+        )
+
+        def on_progress(done: int, total: int, message: str) -> None:
+            dialog.setMaximum(max(total, 1))
+            dialog.setValue(done)
+            dialog.setLabelText(f"Building the demo workspace in {root}\n{message}{note}")
+
+        job.signals.progress_changed.connect(on_progress)
+        job.signals.succeeded.connect(guarded(self, lambda summary: self._on_demo_built(summary, dialog)))
+        # A cancelled job reports no result (the worker contract): its end is handled here.
+        job.signals.finished.connect(
+            guarded(self, lambda: self._on_demo_cancelled(dialog) if job.cancelled else None)
+        )
+        job.signals.failed.connect(
+            guarded(self, lambda msg: (dialog.hide(), self._on_job_failed("Demo workspace", msg)))
+        )
+        dialog.canceled.connect(job.cancel)
+        dialog.canceled.connect(lambda: dialog.setLabelText("Cancelling..."))
+        self.runner.start("demo", job)
+        dialog.show()
+        return job
+
+    def _on_demo_cancelled(self, dialog: QProgressDialog) -> None:
+        # hide(), not close(): closing a progress dialog emits canceled, which would cancel the job.
+        dialog.hide()
+        self.last_message = show_message(
+            self,
+            "Demo workspace",
+            "Building the demo workspace was cancelled. What was done is kept: "
+            "File > Open the demo workspace finishes it.",
+        )
+
+    def _on_demo_built(self, summary: Any, dialog: QProgressDialog) -> None:
+        dialog.hide()
+        if summary.cancelled:
+            self._on_demo_cancelled(dialog)
+            return
+        self.open_workspace(summary.root)
+        if summary.missing_models:
+            self._warn_missing_models([Path(p) for p in summary.missing_models])
+
+    def _warn_missing_models(self, missing: list[Path]) -> None:
+        files = "\n".join(f"  {p}" for p in missing)
+        show_message(
+            self,
+            "Demo models missing",
+            "The demo models are not installed, so the demo crops can be browsed but not searched or "
+            f"compared.\n\nMissing:\n{files}\n\nTrain them with `python scripts/train_demo_models.py`, "
+            "then use File > Open the demo workspace.",
+            icon=QMessageBox.Icon.Warning,
+        )
+
+    def new_workspace(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "New workspace: choose an empty folder")
+        if folder:
+            self.open_workspace(folder, create=True)
+
+    def choose_workspace(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open workspace")
+        if folder:
+            self.open_workspace(folder)
+
+    def open_workspace(self, root: str, create: bool = False) -> Job:
+        """Open a workspace on a worker and show it when it is ready."""
+        job = Job(open_workbench, root, create, name="open")
+        job.signals.succeeded.connect(self._on_workbench_opened)
+        job.signals.failed.connect(
+            guarded(self, lambda msg: self._on_job_failed("Cannot open the workspace", msg))
+        )
+        self.progress.track(job, f"opening {root}")
+        self.runner.start("open", job)
+        return job
+
+    def _on_workbench_opened(self, bench: wb.Workbench) -> None:
+        self._close_workbench()
+        self.bench = bench
+        self.undo_stack.clear()
+        self.query = None
+        self.results.set_results([])
+        self.results.set_query("Double-click a crop, or drop an image here, to search.", None)
+        self.thumbnails.clear(self._thumbnail_path)
+        self.gallery_model.set_workspace(bench.ws)
+        root = str(bench.root)
+        self.setWindowTitle(f"AMD Workbench - {bench.root.name}")
+        self.workspace_label.setText(f"workspace: {bench.root.name}")
+        self.workspace_label.setToolTip(root)
+        models = bench.models
+        if models.target is None:
+            self.model_label.setText("model: none")
+            self.model_label.setToolTip(models.problem)
+        else:
+            interp = models.interpreter.name if models.interpreter else "no interpreter"
+            self.model_label.setText(f"model: {models.target.name} + {interp}")
+            self.model_label.setToolTip(models.problem or models.target.file_path or "")
+        self.device_label.setText("device: loading...")
+        self._remember(root)
+        freeze_heap()
+        self.reload_choices()
+        self._warm_up()
+        self.workspace_opened.emit(root)
+
+    def _warm_up(self) -> None:
+        bench = self.bench
+        if bench is None:
+            return
+        if bench.models.target is None:
+            self.device_label.setText("device: -")
+            return
+        job = Job(bench.warm_up, name="load models")
+        job.signals.succeeded.connect(self._on_models_loaded)
+        job.signals.failed.connect(
+            guarded(self, lambda msg: self._on_job_failed("Cannot load the models", msg))
+        )
+        self.progress.track(job, "loading the models")
+        self.runner.start("warm-up", job)
+        threshold = Job(bench.threshold, name="threshold")
+        threshold.signals.succeeded.connect(self._on_threshold)
+        self.runner.start("threshold", threshold)
+
+    def _on_models_loaded(self, device: str) -> None:
+        freeze_heap()
+        self.device_label.setText("device: GPU (CUDA)" if device.startswith("cuda") else "device: CPU")
+
+    def _on_threshold(self, result: tuple[float | None, str]) -> None:
+        value, how = result
+        self.compare.threshold = value
+        self.compare.reading_label.setToolTip(how)
+
+    def _close_workbench(self) -> None:
+        if self.bench is None:
+            return
+        # Jobs of the old workspace must finish before its database connections close.
+        self.runner.cancel_all()
+        self.io.cancel_all()
+        self.runner.pool.waitForDone(10000)
+        self.io.pool.waitForDone(10000)
+        self.writer.wait(10000)
+        self.bench.close()
+        self.bench = None
+
+    def _remember(self, root: str) -> None:
+        self.settings.setValue("workspace/last", root)
+        recent = [r for r in self._recent() if r != root]
+        self.settings.setValue("workspace/recent", [root, *recent][:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("workspace/recent") or []
+        return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        for root in recent:
+            action = self.recent_menu.addAction(root)
+            action.triggered.connect(lambda _c=False, r=root: self.open_workspace(r))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def reload_choices(self) -> None:
+        """Re-read cameras, identities and attributes for the filters and the identity list."""
+        if self.bench is None:
+            return
+        job = Job(filter_choices, self.bench.ws, name="lists")
+        job.signals.succeeded.connect(self._on_choices)
+        self.io.start("choices", job)
+
+    def _on_choices(self, result: tuple[Any, Any, Any, Any]) -> None:
+        cameras, identities, attributes, records = result
+        self.gallery.set_choices(cameras, identities, attributes)
+        self.identities.set_identities(records)
+
+    def _on_gallery_count_changed(self, count: int) -> None:
+        flt = self.gallery_model.filter
+        filtered = any((flt.camera_id, flt.identity_id, flt.unlabelled, flt.attribute))
+        self.count_label.setText(f"{count:,} crops{' (filtered)' if filtered else ''}")
+
+    # ------------------------------------------------------------------ images
+
+    def _thumbnail_path(self, sha256: str, fmt: str) -> str:
+        # Runs on a worker (thumbnail files are made on first use when missing).
+        bench = self.bench
+        if bench is None:
+            raise FileNotFoundError(sha256)
+        return str(bench.ws.images.thumbnail(sha256, fmt))
+
+    def _explain(self, path_a: str, path_b: str) -> Any:
+        if self.bench is None:
+            raise RuntimeError("no workspace is open")
+        return self.bench.explain(path_a, path_b)
+
+    def _resolve(self, kind: str, value: str) -> str:
+        if kind == "crop" and self.bench is not None:
+            return self.bench.path_of_sha256(value)
+        return value
+
+    def _path(self, crop: Any) -> str:
+        return str(self.bench.image_path(crop)) if self.bench is not None else ""
+
+    # ------------------------------------------------------------------ import
+
+    def choose_import_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Import images", "", "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff)"
+        )
+        if files:
+            self.import_paths(files)
+
+    def choose_import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Import a folder (or a Market-1501 / DukeMTMC layout)"
+        )
+        if folder:
+            self.import_paths([folder])
+
+    def import_paths(self, paths: list[str]) -> Job | None:
+        """Import files and folders on a worker and show what happened."""
+        if self.bench is None:
+            show_error(self, "Import", "Open or create a workspace first (File menu).")
+            return None
+        job = Job(self.bench.ingest, list(paths), name="import")
+        job.signals.succeeded.connect(self._on_imported)
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Import failed", msg)))
+        self.progress.track(job, "importing")
+        self.runner.start("import", job)
+        return job
+
+    def _on_imported(self, summary: Any) -> None:
+        self.gallery_model.set_filter(self.gallery.current_filter())
+        self.reload_choices()
+        lines = [
+            f"{summary.added} new crop{'s' * (summary.added != 1)} imported",
+            f"{summary.duplicates} already in the workspace",
+            f"{len(summary.refused)} refused",
+        ]
+        if summary.cancelled:
+            lines.append("cancelled: the crops imported so far are kept")
+        details = "\n".join(f"{r.path}: {r.reason}" for r in summary.refused[:200]) or None
+        self.statusBar().showMessage(", ".join(lines), 8000)
+        self.last_import_box = show_message(
+            self, "Import", "\n".join(lines) + f"\n({summary.seconds:.1f} s)", details
+        )
+
+    # ------------------------------------------------------------------ search
+
+    def search_selected(self) -> None:
+        crops = self.gallery.selected_crops()
+        if crops:
+            self.search_crop(crops[0])
+        elif self.query is not None:
+            self._on_search_again()
+
+    def search_crop(self, crop: Any) -> Job | None:
+        if crop is None or self.bench is None:
+            return None
+        self.query = ("crop", crop)
+        self.results.set_query(
+            f"<b>Query</b>: crop {crop.id}<br>{crop.camera or '-'} · {crop.identity or 'unlabelled'}",
+            self.thumbnails.get(crop.sha256, crop.format),
+        )
+        return self._run_search(crop.id)
+
+    def search_file(self, path: str) -> Job | None:
+        if self.bench is None:
+            return None
+        self.query = ("file", path)
+        from PySide6.QtGui import QPixmap
+
+        self.results.set_query(f"<b>Query</b>: {Path(path).name}", QPixmap(path))
+        return self._run_search(path)
+
+    def _run_search(self, query: int | str) -> Job:
+        self.results_dock.show()
+        self.results_dock.raise_()
+        self.results.set_results([])
+        top = self.results.top_box.value()
+        self.settings.setValue("search/top", top)
+        job = Job(self.bench.search, query, top, name="search")
+        job.signals.succeeded.connect(self._on_search_results)
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Search failed", msg)))
+        self.progress.track(job, "searching")
+        self.runner.start("search", job)
+        return job
+
+    def _on_search_results(self, rows: list[Any]) -> None:
+        self.results.set_results(rows)
+        self.results.view.setFocus()
+        self.search_finished.emit(rows)
+
+    def _on_search_again(self) -> None:
+        if self.query is None:
+            self.search_selected()
+        elif self.query[0] == "crop":
+            self.search_crop(self.query[1])
+        else:
+            self.search_file(self.query[1])
+
+    def _on_query_dropped(self, kind: str, value: str) -> None:
+        if kind == "crop" and self.bench is not None:
+            crop = self.bench.ws.crops.by_sha256(value)
+            if crop is not None:
+                self.search_crop(crop)
+        elif kind == "file":
+            self.search_file(value)
+
+    def index_now(self) -> Job | None:
+        if self.bench is None:
+            return None
+        job = Job(self.bench.index, name="index")
+        job.signals.succeeded.connect(self._on_indexed)
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Indexing failed", msg)))
+        self.progress.track(job, "indexing")
+        self.runner.start("index", job)
+        return job
+
+    def _on_indexed(self, summary: Any) -> None:
+        cancelled = " (cancelled)" if summary.cancelled else ""
+        self.statusBar().showMessage(
+            f"indexed {summary.computed} crops in {summary.seconds:.1f} s{cancelled}", 8000
+        )
+
+    def _cancel_current_job(self) -> None:
+        job = self.progress.current()
+        if job is not None:
+            job.cancel()
+
+    # ------------------------------------------------------------------ compare
+
+    def compare_paths(self, path_a: str, path_b: str) -> None:
+        self.tabs.setCurrentWidget(self.compare)
+        self.compare.set_pair(path_a, path_b)
+
+    def compare_selected(self) -> None:
+        """Enter: two selected crops side by side; one selected crop against the query (or on side A)."""
+        crops = self.gallery.selected_crops()
+        if len(crops) >= 2:
+            self.compare_paths(self._path(crops[0]), self._path(crops[1]))
+        elif len(crops) == 1 and self.query is not None:
+            kind, query = self.query
+            self.compare_paths(self._path(query) if kind == "crop" else query, self._path(crops[0]))
+        elif len(crops) == 1:
+            self.tabs.setCurrentWidget(self.compare)
+            self.compare.set_crop(0, self._path(crops[0]))
+
+    def _on_results_compare_requested(self, crop: Any) -> None:
+        if self.query is None:
+            return
+        kind, query = self.query
+        self.compare_paths(self._path(query) if kind == "crop" else query, self._path(crop))
+
+    def _on_verdict_changed(self, verdict: str, notes: str) -> None:
+        a, b = self.compare.paths
+        if self.bench is None or not (a and b):
+            return
+        self.writer.submit(
+            record_pair_verdict, self.bench, a, b, verdict, notes, self.compare.explanation,
+            on_done=lambda result, v=verdict: self._on_verdict_saved(v, *result),
+        )  # fmt: skip
+
+    def _on_verdict_saved(self, verdict: str, item: Any, crop_a: Any, crop_b: Any) -> None:
+        self.statusBar().showMessage(f"verdict '{verdict}' saved with the pair (case item {item.id})", 6000)
+        if verdict == "match" and (crop_a.identity_id is None or crop_a.identity_id != crop_b.identity_id):
+            self.offer_same_identity(crop_a, crop_b)
+
+    def offer_same_identity(self, crop_a: Any, crop_b: Any) -> QInputDialog:
+        """After a Match: offer to put both crops under one identity (an existing one or a new name)."""
+        names = [n for n in (crop_a.identity, crop_b.identity) if n]
+        suggestion = names[0] if names else self._next_person_name()
+        options = list(dict.fromkeys([suggestion, *names, *(i.name for i in self.identities.identities)]))
+        dialog = QInputDialog(self)
+        dialog.setObjectName("same_identity_dialog")
+        dialog.setWindowTitle("Same person")
+        dialog.setLabelText("Match: put both crops under one identity?")
+        dialog.setComboBoxItems(options)
+        dialog.setComboBoxEditable(True)
+        dialog.setTextValue(suggestion)
+        dialog.setOkButtonText("Assign both")
+        dialog.setCancelButtonText("Not now")
+        dialog.textValueSelected.connect(
+            lambda name: (
+                self.undo_stack.push(AssignCommand(self.writer, [crop_a.id, crop_b.id], name.strip()))
+                if name.strip()
+                else None
+            )
+        )
+        dialog.open()
+        self.same_identity_dialog = dialog
+        return dialog
+
+    def _on_add_to_case_requested(self) -> None:
+        a, b = self.compare.paths
+        if self.bench is None or not (a and b):
+            show_error(self, "Add to case", "Compare two crops first.")
+            return
+        self.writer.submit(
+            record_pair_verdict, self.bench, a, b, self.compare.verdict(), self.compare.notes.toPlainText(),
+            self.compare.explanation,
+            on_done=lambda r: self.statusBar().showMessage(f"pair added to the case '{wb.UNFILED_CASE}'", 6000),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ identities
+
+    def _selected_crop_ids(self) -> list[int]:
+        return [c.id for c in self.gallery.selected_crops()]
+
+    def _next_person_name(self) -> str:
+        taken = {i.name for i in self.identities.identities}
+        for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+            if f"Person {letter}" not in taken:
+                return f"Person {letter}"
+        return f"Person {len(taken) + 1}"
+
+    def _ask_name(self, title: str, label: str, default: str, options: list[str] | None = None) -> str | None:
+        if options:
+            name, ok = QInputDialog.getItem(self, title, label, options, 0, True)
+        else:
+            name, ok = QInputDialog.getText(self, title, label, text=default)
+        name = name.strip() if ok else ""
+        return name or None
+
+    def new_identity(self) -> None:
+        ids = self._selected_crop_ids()
+        name = self._ask_name("New identity", "Name of the new identity:", self._next_person_name())
+        if name is None:
+            return
+        if ids:
+            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+        else:
+            self.writer.submit(wb.identity_named, name)
+
+    def assign_selection(self) -> None:
+        ids = self._selected_crop_ids()
+        if not ids:
+            self.statusBar().showMessage("select crops in the gallery first", 5000)
+            return
+        chosen = self.identities.selected()
+        options = [i.name for i in chosen] + [i.name for i in self.identities.identities if i not in chosen]
+        name = self._ask_name(
+            "Assign", f"Put {len(ids)} crop(s) under:", "", options or [self._next_person_name()]
+        )
+        if name:
+            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+
+    def split_selection(self) -> None:
+        ids = self._selected_crop_ids()
+        if not ids:
+            self.statusBar().showMessage("select the crops to split off in the gallery first", 5000)
+            return
+        name = self._ask_name(
+            "Split", f"Move {len(ids)} crop(s) to the new identity:", self._next_person_name()
+        )
+        if name:
+            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+
+    def merge_identities(self) -> None:
+        chosen = self.identities.selected()
+        if len(chosen) < 2:
+            self.statusBar().showMessage(
+                "select two or more identities in the list (the first one is kept)", 5000
+            )
+            return
+        self.undo_stack.beginMacro(f"merge into {chosen[0].name}")
+        for other in chosen[1:]:
+            self.undo_stack.push(MergeCommand(self.writer, other, chosen[0]))
+        self.undo_stack.endMacro()
+
+    def rename_identity(self) -> None:
+        chosen = self.identities.selected()
+        if not chosen:
+            self.statusBar().showMessage("select an identity in the list first", 5000)
+            return
+        name = self._ask_name("Rename", f"New name for {chosen[0].name}:", chosen[0].name)
+        if name and name != chosen[0].name:
+            self.undo_stack.push(RenameCommand(self.writer, chosen[0], name))
+
+    def unlabel_selection(self) -> None:
+        ids = self._selected_crop_ids()
+        if ids:
+            self.undo_stack.push(AssignCommand(self.writer, ids, None))
+
+    def _on_identity_activated(self, identity_id: int) -> None:
+        self.tabs.setCurrentWidget(self.gallery)
+        self.gallery.show_identity(identity_id)
+
+    def _on_store_written(self) -> None:
+        self.gallery_model.refresh()
+        self.reload_choices()
+
+    # ------------------------------------------------------------------ errors and closing
+
+    def _on_job_failed(self, title: str, message: str) -> None:
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        self.last_error = show_error(self, title, message)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("compare/opacity", self.compare.opacity.value())
+        self.settings.setValue("compare/colours", self.compare.cmap_box.currentText())
+        self.settings.setValue("compare/splitter", self.compare.splitter.saveState())
+        self.settings.sync()
+        self.runner.cancel_all()
+        self.io.cancel_all()
+        self.runner.pool.waitForDone(5000)
+        self.io.pool.waitForDone(5000)
+        self.writer.wait(5000)
+        if self.bench is not None:
+            self.bench.close()
+            self.bench = None
+        super().closeEvent(event)
+
+    def schedule_start(self) -> None:
+        """Start once the event loop runs, so that the window is on screen before any dialog."""
+        QTimer.singleShot(0, self.start)

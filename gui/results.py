@@ -1,0 +1,254 @@
+"""The ranked results of a query: rank, thumbnail, distance, camera and identity of each hit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.gallery import CropRole, crop_tooltip
+from gui.thumbnails import ThumbnailLoader
+from gui.widgets.crop_view import CROP_MIME, drop_payload
+
+COLUMNS = ("Rank", "Crop", "Distance", "Camera", "Identity")
+ROW_HEIGHT = 76
+ICON = QSize(35, 70)
+
+
+class ResultsModel(QAbstractTableModel):
+    """Rows of :class:`cli.workbench.ResultRow`, in rank order."""
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent=None) -> None:
+        super().__init__(parent)
+        self.thumbnails = thumbnails
+        self.thumbnails.loaded.connect(self._on_thumbnails_loaded)
+        self.rows: list[Any] = []
+        self._icons: dict[str, QPixmap] = {}
+
+    def _icon(self, crop: Any) -> QPixmap | None:
+        # A pixmap decoration is painted at its own size (clipped by the cell): scale it once here.
+        icon = self._icons.get(crop.sha256)
+        if icon is None:
+            pixmap = self.thumbnails.get(crop.sha256, crop.format)
+            if pixmap is None or pixmap.isNull():
+                return None
+            icon = pixmap.scaled(
+                ICON, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+            self._icons[crop.sha256] = icon
+        return icon
+
+    def set_rows(self, rows: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self._icons.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                str(row.rank),
+                None,
+                f"{row.distance:.4f}",
+                row.crop.camera or "-",
+                row.crop.identity or "-",
+            )[col]
+        if role == Qt.ItemDataRole.DecorationRole and col == 1:
+            return self._icon(row.crop)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 2):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return crop_tooltip(row.crop)
+        if role == CropRole:
+            return row.crop
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return [CROP_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        mime = QMimeData()
+        if indexes:
+            sha = self.rows[indexes[0].row()].crop.sha256
+            mime.setData(CROP_MIME, sha.encode("ascii"))
+            mime.setText(sha)
+        return mime
+
+    def _on_thumbnails_loaded(self, shas: list[str]) -> None:
+        wanted = set(shas)
+        rows = [i for i, r in enumerate(self.rows) if r.crop.sha256 in wanted]
+        if rows:
+            self.dataChanged.emit(self.index(min(rows), 1), self.index(max(rows), 1))
+
+
+class ResultsTableView(QTableView):
+    """Enter asks for a comparison with the query; an image dropped here becomes the query."""
+
+    compare_requested = Signal()
+    query_dropped = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setIconSize(ICON)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setDefaultSectionSize(ROW_HEIGHT)
+        self.setAlternatingRowColors(True)
+        self.setDragEnabled(True)
+        self.setAcceptDrops(True)
+        # Drops land on the viewport, which does not inherit the view's setting.
+        self.viewport().setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragDrop)
+        self.setShowGrid(False)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.compare_requested.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.source() is not self and drop_payload(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.source() is not self and drop_payload(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        payload = drop_payload(event.mimeData())
+        if payload is None or event.source() is self:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.query_dropped.emit(*payload)
+
+
+class ResultsWidget(QWidget):
+    """The query (thumbnail and caption), the number of results wanted and the ranked list.
+
+    Signals:
+        compare_requested(crop): compare the query with this result.
+        query_dropped(kind, value): a crop (``"crop"``, sha256) or file (``"file"``, path) was dropped.
+        search_requested(): run the query again (another K).
+    """
+
+    compare_requested = Signal(object)
+    query_dropped = Signal(str, str)
+    search_requested = Signal()
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ResultsModel(thumbnails, self)
+        self.query_label = QLabel()
+        self.query_label.setFixedSize(40, 80)
+        self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_label.setStyleSheet("QLabel { background: #e1e1e4; }")
+        self.caption = QLabel("Double-click a crop, or drop an image here, to search.")
+        self.caption.setWordWrap(True)
+        self.top_box = QSpinBox()
+        self.top_box.setRange(1, 500)
+        self.top_box.setValue(20)
+        self.top_box.setPrefix("top ")
+        self.again = QPushButton("Search")
+        self.again.clicked.connect(self.search_requested)
+        head = QHBoxLayout()
+        head.addWidget(self.query_label)
+        head.addWidget(self.caption, 1)
+        tools = QVBoxLayout()
+        tools.addWidget(self.top_box)
+        tools.addWidget(self.again)
+        head.addLayout(tools)
+        self.view = ResultsTableView()
+        self.view.setModel(self.model)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.view.compare_requested.connect(self._on_view_compare_requested)
+        self.view.doubleClicked.connect(lambda _i: self._on_view_compare_requested())
+        self.view.query_dropped.connect(self.query_dropped)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(head)
+        layout.addWidget(self.view, 1)
+        self.query: Any = None
+
+    def set_query(self, caption: str, pixmap: QPixmap | None) -> None:
+        self.caption.setText(caption)
+        if pixmap is not None and not pixmap.isNull():
+            self.query_label.setPixmap(
+                pixmap.scaled(
+                    self.query_label.size(),
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
+        else:
+            self.query_label.clear()
+
+    def set_results(self, rows: Sequence[Any]) -> None:
+        self.model.set_rows(rows)
+        if rows:
+            self.view.selectRow(0)
+
+    def current_crop(self) -> Any:
+        index = self.view.currentIndex()
+        return self.model.data(index, CropRole) if index.isValid() else None
+
+    def _on_view_compare_requested(self) -> None:
+        crop = self.current_crop()
+        if crop is not None:
+            self.compare_requested.emit(crop)

@@ -1,0 +1,166 @@
+"""The main window on a small indexed workspace: search, compare, verdicts, identities and undo."""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from cli.workbench import Workbench
+from gui.gallery import CropRole
+from gui.identities import AssignCommand, MergeCommand
+
+
+def wait_for_writes(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: window.writer.runner.pool.activeThreadCount() == 0, timeout=10000)
+    qtbot.wait(50)  # let the queued "written" signal reach the window
+
+
+def test_search_lists_k_results_in_distance_order(qtbot, window):
+    window.results.top_box.setValue(5)
+    query = window.gallery_model.crop(3)
+    with qtbot.waitSignal(window.search_finished, timeout=30000):
+        window.search_crop(query)
+    model = window.results.model
+    assert model.rowCount() == 5
+    ranks = [model.index(r, 0).data() for r in range(5)]
+    distances = [float(model.index(r, 2).data()) for r in range(5)]
+    assert ranks == ["1", "2", "3", "4", "5"]
+    assert distances == sorted(distances)
+    shown = [model.index(r, 0).data(CropRole).id for r in range(5)]
+    assert query.id not in shown
+    # The same ranking as the headless search of the same workspace.
+    expected = window.bench.search(query.id, top=5)
+    assert shown == [row.crop.id for row in expected]
+    assert window.results.caption.text().startswith("<b>Query</b>: crop")
+
+
+def test_enter_on_a_result_compares_it_with_the_query(qtbot, window):
+    window.results.top_box.setValue(3)
+    with qtbot.waitSignal(window.search_finished, timeout=30000):
+        window.search_crop(window.gallery_model.crop(0))
+    with qtbot.waitSignal(window.compare.explained, timeout=30000):
+        QTest.keyClick(window.results.view, Qt.Key.Key_Return)
+    assert window.tabs.currentWidget() is window.compare
+    assert window.compare.chart.bar_count() == 26
+    assert float(window.compare.distance_label.text()) > 0
+
+
+def test_workers_run_off_the_ui_thread_and_results_arrive_on_it(qtbot, window, monkeypatch, qtlog):
+    main = threading.get_ident()
+    seen: dict[str, int] = {}
+    search = Workbench.search
+
+    def spy(self, *args, **kwargs):
+        seen["search"] = threading.get_ident()
+        return search(self, *args, **kwargs)
+
+    import gui.thumbnails
+
+    decode = gui.thumbnails.decode_thumbnails
+
+    def decode_spy(*args, **kwargs):
+        seen["thumbnails"] = threading.get_ident()
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(Workbench, "search", spy)
+    monkeypatch.setattr(gui.thumbnails, "decode_thumbnails", decode_spy)
+    window.thumbnails.clear()
+    window.search_finished.connect(lambda rows: seen.setdefault("results", threading.get_ident()))
+    with qtbot.waitSignal(window.search_finished, timeout=30000):
+        window.search_crop(window.gallery_model.crop(1))
+    window.gallery.view.viewport().update()
+    qtbot.waitUntil(lambda: "thumbnails" in seen, timeout=10000)
+    assert seen["search"] != main and seen["thumbnails"] != main
+    assert seen["results"] == main
+    # Qt warns when an object is used from a thread it does not belong to; none of that happened.
+    bad = [r.message for r in qtlog.records if "thread" in r.message.lower() or "pixmap" in r.message.lower()]
+    assert not bad
+
+
+def test_assign_merge_and_undo_change_the_store_and_the_gallery(qtbot, window):
+    ws = window.bench.ws
+    model = window.gallery_model
+    a, b = model.crop(0), model.crop(5)
+    assert a.identity != b.identity
+    window.undo_stack.push(AssignCommand(window.writer, [a.id, b.id], "Person A"))
+    wait_for_writes(qtbot, window)
+    person = ws.identities.by_name("Person A")
+    assert [c.identity_id for c in ws.crops.get_many([a.id, b.id])] == [person.id, person.id]
+    qtbot.waitUntil(lambda: model.index(0).data() == "Person A", timeout=5000)
+
+    window.undo_stack.undo()
+    wait_for_writes(qtbot, window)
+    assert [c.identity_id for c in ws.crops.get_many([a.id, b.id])] == [a.identity_id, b.identity_id]
+    qtbot.waitUntil(lambda: model.index(0).data() == a.identity, timeout=5000)
+
+    source, into = ws.identities.get(b.identity_id), ws.identities.get(a.identity_id)
+    window.undo_stack.push(MergeCommand(window.writer, source, into))
+    wait_for_writes(qtbot, window)
+    assert ws.crops.count(identity_id=source.id) == 0
+    assert ws.crops.count(identity_id=into.id) == 8
+    window.undo_stack.undo()
+    wait_for_writes(qtbot, window)
+    assert ws.crops.count(identity_id=source.id) == 4
+    # Every change is in the audit log: assign, its undo, the merge and its undo.
+    assert ws.audit.count("crop.identity") >= 4
+    assert ws.audit.count("identity.create") >= 1
+
+
+def test_a_match_verdict_is_kept_with_the_pair_and_offers_one_identity(qtbot, window):
+    model = window.gallery_model
+    a, b = model.crop(0), model.crop(5)
+    with qtbot.waitSignal(window.compare.explained, timeout=30000):
+        window.compare_paths(window._path(a), window._path(b))
+    window.compare.notes.setPlainText("same jacket, same bag")
+    window.compare.set_verdict("match")
+    qtbot.waitUntil(lambda: getattr(window, "same_identity_dialog", None) is not None, timeout=10000)
+    dialog = window.same_identity_dialog
+    dialog.setTextValue("Person B")
+    dialog.accept()
+    wait_for_writes(qtbot, window)
+    ws = window.bench.ws
+    person = ws.identities.by_name("Person B")
+    assert person is not None
+    assert {c.identity_id for c in ws.crops.get_many([a.id, b.id])} == {person.id}
+    item = window.bench.verdict_of(window._path(a), window._path(b))
+    assert item is not None and item.verdict == "match" and item.notes == "same jacket, same bag"
+    assert item.explanation["distance"] > 0
+
+    window.compare.set_verdict("no match")
+    wait_for_writes(qtbot, window)
+    assert window.bench.verdict_of(window._path(a), window._path(b)).verdict == "no_match"
+    assert ws.audit.count("case.verdict") == 2
+
+
+def test_dropping_files_on_the_gallery_imports_them(qtbot, window, tmp_path, drop_files):
+    from PIL import Image
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 90), (40 * i, 90, 200)).save(folder / f"new{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    drop_files(window.gallery.view.viewport(), [folder])
+    qtbot.waitUntil(lambda: window.gallery_model.rowCount() == 27, timeout=30000)
+    qtbot.waitUntil(lambda: getattr(window, "last_import_box", None) is not None, timeout=5000)
+    assert "3 new crops imported" in window.last_import_box.text()
+    assert "1 refused" in window.last_import_box.text()
+
+
+def test_an_image_dropped_on_the_results_becomes_the_query(qtbot, window, drop_files, tmp_path):
+    from PIL import Image
+
+    source = window.bench.image_path(window.gallery_model.crop(2))
+    query = tmp_path / "query.png"
+    Image.open(source).save(query)  # the same person, as a file from outside the workspace
+    window.results.top_box.setValue(4)
+    with qtbot.waitSignal(window.search_finished, timeout=30000) as finished:
+        drop_files(window.results.view.viewport(), [query])
+    rows = finished.args[0]
+    assert len(rows) == 4 and window.results.model.rowCount() == 4
+    assert window.query == ("file", str(query))
+    # The stored copy of the same picture is the nearest crop.
+    assert rows[0].crop.id == window.gallery_model.crop(2).id
+    assert rows[0].distance < 1e-2
