@@ -43,7 +43,8 @@ def add_config_arguments(
     helps = helps or {}
     hints = typing.get_type_hints(cls)
     parser.add_argument("--config", metavar="FILE.json", help="read the settings from a JSON file first")
-    for f in dataclasses.fields(cls):
+    # The job's own fields first, the shared run settings (keyword-only) after them.
+    for f in sorted(dataclasses.fields(cls), key=lambda f: bool(f.kw_only)):
         if f.name == "version":
             continue
         hint = hints[f.name]

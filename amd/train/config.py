@@ -9,15 +9,41 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from amd.errors import AmdError
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How a training job runs, whatever it trains (fields are keyword-only so that each job's own
+    required fields can come first).
+
+    ``eval_every`` counts epochs; ``max_steps`` > 0 stops early (smoke runs); ``run_dir`` holds the
+    resumable state and the logs (default: next to ``out``).
+    """
+
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    amp: bool = True
+    eval_every: int = 5
+    log_every: int = 10
+    out: str = "model.pt"
+    run_dir: str | None = None
+    resume: bool = True
+    max_steps: int = 0
+    version: int = 1
+
+    def resolved_run_dir(self) -> Path:
+        out = Path(self.out)
+        return Path(self.run_dir) if self.run_dir else out.with_name(out.stem + "_run")
+
+
 @dataclass(frozen=True)
-class TargetTrainConfig:
+class TargetTrainConfig(RunSettings):
     """Everything a target training run depends on; saved in the run folder and in the checkpoint.
 
     ``size`` is (height, width). ``pretrained`` is an ImageNet state dict file for the backbone
@@ -39,25 +65,11 @@ class TargetTrainConfig:
     triplet_weight: float = 1.0
     triplet_margin: float = 0.3
     pretrained: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    amp: bool = True
-    eval_every: int = 5
-    log_every: int = 10
-    out: str = "target.pt"
-    run_dir: str | None = None
-    resume: bool = True
-    max_steps: int = 0
-    version: int = 1
-
-    def resolved_run_dir(self) -> Path:
-        out = Path(self.out)
-        return Path(self.run_dir) if self.run_dir else out.with_name(out.stem + "_run")
+    out: str = field(default="target.pt", kw_only=True)
 
 
 @dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(RunSettings):
     """Everything a distillation run depends on; saved in the run folder and in the checkpoint.
 
     Defaults follow the paper's schedule (Adam, lr 1e-4, weight decay 5e-4, warm-up from 0.01x over
@@ -82,21 +94,7 @@ class DistillConfig:
     colour_prior: bool = False
     aux_classifier: bool = True
     aux_weight: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    amp: bool = True
-    eval_every: int = 5
-    log_every: int = 10
-    out: str = "interpreter.pt"
-    run_dir: str | None = None
-    resume: bool = True
-    max_steps: int = 0
-    version: int = 1
-
-    def resolved_run_dir(self) -> Path:
-        out = Path(self.out)
-        return Path(self.run_dir) if self.run_dir else out.with_name(out.stem + "_run")
+    out: str = field(default="interpreter.pt", kw_only=True)
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
