@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.thumbnails import ThumbnailLoader
-from gui.widgets.crop_view import CROP_MIME
+from gui.widgets.crop_view import CROP_MIME, crop_mime
 from gui.workers import Job, JobRunner, guarded
 
 PAGE = 256
@@ -284,13 +284,8 @@ class GalleryModel(QAbstractListModel):
         return [CROP_MIME]
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        mime = QMimeData()
         crops = [c for c in (self.crop(i.row()) for i in indexes) if c is not None]
-        if crops:
-            # One crop per drag: the comparison's drop targets take one each.
-            mime.setData(CROP_MIME, crops[0].sha256.encode("ascii"))
-            mime.setText(crops[0].sha256)
-        return mime
+        return crop_mime(crops[0].sha256) if crops else QMimeData()
 
     def supportedDragActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction

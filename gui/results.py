@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from gui.gallery import CropRole, crop_tooltip
 from gui.thumbnails import ThumbnailLoader
-from gui.widgets.crop_view import CROP_MIME, drop_payload
+from gui.widgets.crop_view import CROP_MIME, crop_mime, drop_payload
 
 COLUMNS = ("Rank", "Crop", "Distance", "Camera", "Identity")
 ROW_HEIGHT = 76
@@ -111,12 +111,7 @@ class ResultsModel(QAbstractTableModel):
         return [CROP_MIME]
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        mime = QMimeData()
-        if indexes:
-            sha = self.rows[indexes[0].row()].crop.sha256
-            mime.setData(CROP_MIME, sha.encode("ascii"))
-            mime.setText(sha)
-        return mime
+        return crop_mime(self.rows[indexes[0].row()].crop.sha256) if indexes else QMimeData()
 
     def _on_thumbnails_loaded(self, shas: list[str]) -> None:
         wanted = set(shas)

@@ -14,6 +14,14 @@ CROP_MIME = "application/x-amd-crop"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def crop_mime(sha256: str) -> QMimeData:
+    """Drag data of one crop of the workspace (one per drag: each comparison side takes one)."""
+    mime = QMimeData()
+    mime.setData(CROP_MIME, sha256.encode("ascii"))
+    mime.setText(sha256)
+    return mime
+
+
 def drop_payload(mime: QMimeData) -> tuple[str, str] | None:
     """``("crop", sha256)`` or ``("file", path)`` for a usable drop, else ``None``."""
     if mime.hasFormat(CROP_MIME):
