@@ -207,22 +207,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from db.errors import StoreError
-
-    with tqdm(total=_SCALE, desc="demo", file=sys.stderr, bar_format="{l_bar}{bar}| {desc}") as bar:
+    with tqdm(total=_SCALE, desc="demo", file=sys.stderr, bar_format="{l_bar}{bar}|") as bar:
 
         def progress(done: int, total: int, message: str) -> None:
-            bar.set_description_str(message[:60])
+            # No refresh of its own: the update below redraws at tqdm's rate, so a log file gets a few
+            # lines rather than one per crop.
+            bar.set_description_str(message[:60], refresh=False)
             bar.update(done - bar.n)
 
-        try:
-            summary = build_demo_workspace(
-                args.workspace, args.target, args.interpreter, args.identities, args.per_id, args.cameras,
-                args.device, on_progress=progress,
-            )  # fmt: skip
-        except StoreError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        # A store error reaches cli.main, which prints it without a traceback.
+        summary = build_demo_workspace(
+            args.workspace, args.target, args.interpreter, args.identities, args.per_id, args.cameras,
+            args.device, on_progress=progress,
+        )  # fmt: skip
     print(f"demo workspace {summary.root}: {summary.crops} crops, {summary.indexed} indexed")
     for path in summary.missing_models:
         print(f"  missing model file {path}: the crops are not indexed", file=sys.stderr)
