@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,19 +96,23 @@ class TrainResult:
 def drive(
     trainer: Trainer,
     cfg: Any,
-    run_dir: Path,
     evaluate: Callable[[Trainer], Mapping[str, float]] | None,
-    eval_every: int,
+    save: Callable[[dict[str, float]], None],
     on_event: Callable[[Mapping[str, Any]], None] | None,
     should_stop: Callable[[], bool] | None,
     console: bool,
-    extra_hooks: Sequence[HookBase] = (),
-) -> tuple[bool, list[dict[str, Any]]]:
-    """Resume when possible, attach the standard hooks, run, and close the writers.
+) -> TrainResult:
+    """Resume when possible, attach the standard hooks, run, close the writers, and save the model.
 
-    Returns:
-        (stopped early, evaluation history).
+    Args:
+        trainer: The loop, built by the job.
+        cfg: The job's config (a :class:`~amd.train.config.RunSettings`).
+        evaluate: Evaluation every ``cfg.eval_every`` epochs, or ``None`` without query/gallery data.
+        save: Writes the model to ``cfg.out`` given the last evaluation's figures; called only when the
+            run reached its end.
+        on_event, should_stop, console: See the jobs' functions.
     """
+    run_dir = cfg.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     config = config_to_dict(cfg)
     last = run_dir / "last.pt"
@@ -134,17 +137,21 @@ def drive(
         writers.append(_CallbackWriter(on_event))
     hooks: list[HookBase] = [WriterHook(writers, period=cfg.log_every)]
     if evaluate is not None:
-        hooks.append(EvalHook(evaluate, writers, period=eval_every))
+        hooks.append(EvalHook(evaluate, writers, period=cfg.eval_every))
     hooks.append(ResumeCheckpointHook(last, period=1, extra={"config": config}))
     if should_stop is not None:
         hooks.append(StopHook(should_stop))
     if cfg.max_steps:
         hooks.append(MaxStepsHook(cfg.max_steps))
-    hooks.extend(extra_hooks)
     trainer.hooks = hooks + trainer.hooks
     try:
         state = trainer.train()
     finally:
         for w in writers:
             w.close()
-    return state.stop_requested, list(state.history)
+    history = list(state.history)
+    metrics = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
+    if state.stop_requested:
+        return TrainResult(None, state.epoch, True, metrics, history, str(run_dir))
+    save(metrics)
+    return TrainResult(cfg.out, state.epoch, False, metrics, history, str(run_dir))

@@ -87,13 +87,10 @@ def distill(
     trainer = Trainer(
         interpreter, optimizer, loader, step, cfg.epochs, scheduler, seed=cfg.seed, scaler=scaler
     )
-    run_dir = cfg.resolved_run_dir()
     can_eval = bool(ds.query and ds.gallery)
-    stopped, history = drive(trainer, cfg, run_dir, evaluate if can_eval else None, cfg.eval_every,
-                             on_event, should_stop, console)  # fmt: skip
-    metrics = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
-    if stopped:
-        return TrainResult(None, trainer.state.epoch, True, metrics, history, str(run_dir))
-    save_interpreter(cfg.out, interpreter.eval(), size, schema, target_info.sha256, config=config_to_dict(cfg),
-                     metrics=metrics, extra={"epochs": trainer.state.epoch})  # fmt: skip
-    return TrainResult(cfg.out, trainer.state.epoch, False, metrics, history, str(run_dir))
+
+    def save(metrics: dict[str, float]) -> None:
+        save_interpreter(cfg.out, interpreter.eval(), size, schema, target_info.sha256, config=config_to_dict(cfg),
+                         metrics=metrics, extra={"epochs": trainer.state.epoch})  # fmt: skip
+
+    return drive(trainer, cfg, evaluate if can_eval else None, save, on_event, should_stop, console)

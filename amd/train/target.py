@@ -76,13 +76,10 @@ def train_target(
             model.train()
 
     trainer = Trainer(model, optimizer, loader, step, cfg.epochs, scheduler, seed=cfg.seed, scaler=scaler)
-    run_dir = cfg.resolved_run_dir()
     can_eval = bool(ds.query and ds.gallery)
-    stopped, history = drive(trainer, cfg, run_dir, evaluate if can_eval else None, cfg.eval_every,
-                             on_event, should_stop, console)  # fmt: skip
-    metrics = {k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
-    if stopped:
-        return TrainResult(None, trainer.state.epoch, True, metrics, history, str(run_dir))
-    save_target(cfg.out, model.eval(), cfg.size, schema=ds.schema, config=config_to_dict(cfg), metrics=metrics,
-                extra={"epochs": trainer.state.epoch, "identities": len(label_map)})  # fmt: skip
-    return TrainResult(cfg.out, trainer.state.epoch, False, metrics, history, str(run_dir))
+
+    def save(metrics: dict[str, float]) -> None:
+        save_target(cfg.out, model.eval(), cfg.size, schema=ds.schema, config=config_to_dict(cfg), metrics=metrics,
+                    extra={"epochs": trainer.state.epoch, "identities": len(label_map)})  # fmt: skip
+
+    return drive(trainer, cfg, evaluate if can_eval else None, save, on_event, should_stop, console)
