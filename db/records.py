@@ -5,7 +5,7 @@ None of them holds a session or a live ORM row, so reading an attribute never ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +90,7 @@ class AnnotationInfo:
     label: str | None
     color: str | None
     created_at: datetime
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ class CaseItemInfo:
 
 @dataclass(frozen=True)
 class CaseInfo:
+    """A case; ``items`` is empty in lists (``item_count`` says how many there are).
+
+    ``updated_at`` is the modified time of the case, its items or their annotations.
+    """
+
     id: int
     title: str
     description: str | None
@@ -120,6 +126,70 @@ class CaseInfo:
     items: tuple[CaseItemInfo, ...]
     created_at: datetime
     updated_at: datetime
+    reference: str | None = None
+    analyst: str | None = None
+    item_count: int = 0
+
+
+@dataclass(frozen=True)
+class ImportedCrop:
+    """A crop carried by a case file, to be stored in a workspace (deduplicated by SHA-256)."""
+
+    sha256: str
+    data: bytes = field(repr=False)
+    camera: str | None = None
+    frame: int | None = None
+    time_text: str | None = None
+    source_path: str = ""
+
+
+@dataclass(frozen=True)
+class ImportedAnnotation:
+    side: str
+    kind: str
+    geometry: dict[str, Any]
+    label: str | None = None
+    color: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """Provenance of a model named by a case file (registered without its file when unknown)."""
+
+    kind: str
+    name: str
+    file_hash: str
+    architecture: str | None = None
+    attribute_schema: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ImportedItem:
+    query_sha256: str
+    gallery_sha256: str
+    distance: float | None
+    explanation: dict[str, Any] | None
+    verdict: str | None
+    notes: str | None
+    annotations: tuple[ImportedAnnotation, ...] = ()
+    model: ImportedModel | None = None
+    interpreter: ImportedModel | None = None
+
+
+@dataclass(frozen=True)
+class CaseImport:
+    """Everything :meth:`db.repositories.CaseRepository.import_case` needs, as plain values."""
+
+    title: str
+    description: str | None
+    reference: str | None
+    analyst: str | None
+    status: str
+    items: tuple[ImportedItem, ...]
+    crops: tuple[ImportedCrop, ...]
+    #: Where it came from, for the audit log: ``{"file": ..., "sha256": ..., ...}``.
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
