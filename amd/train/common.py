@@ -110,7 +110,8 @@ def drive(
         evaluate: Evaluation every ``cfg.eval_every`` epochs, or ``None`` without query/gallery data.
         save: Writes the model to ``cfg.out`` given the last evaluation's figures; called only when the
             run reached its end.
-        on_event, should_stop, console: See the jobs' functions.
+        on_event, should_stop, console: See the jobs' functions. ``on_event`` first receives a ``start``
+            event (``epoch``, ``iteration``, ``max_epochs``, ``iters_per_epoch``: where a resumed run begins).
     """
     run_dir = cfg.resolved_run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,11 @@ def drive(
         trainer.load_state_dict(saved["trainer"])
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
+    if on_event is not None:
+        # The live view needs the run's extent and, for a resumed run, where it starts again.
+        st = trainer.state
+        on_event({"type": "start", "epoch": st.epoch, "iteration": st.iteration, "max_epochs": st.max_epochs,
+                  "iters_per_epoch": st.iters_per_epoch})  # fmt: skip
     writers: list[MetricWriter] = [JsonLinesWriter(run_dir / "log.jsonl")]
     if console:
         total = trainer.state.max_epochs * max(trainer.state.iters_per_epoch, 1)

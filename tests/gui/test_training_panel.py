@@ -1,0 +1,222 @@
+"""The training panel: a run from the form to its end, the live curves, pause, cancel, resume, register."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from cli import training_jobs as tj
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from amd.synth.writer import SynthConfig, write_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    write_dataset(
+        root, SynthConfig(train_ids=6, test_ids=3, per_id=4, cameras=2, height=64, width=32, seed=7)
+    )
+    return root
+
+
+@pytest.fixture(autouse=True)
+def full_priority(monkeypatch):
+    # Workers run niced so that the UI thread comes first; on a CI machine shared with other jobs a niced
+    # training thread gets a few percent of a core, so these tests run it at normal priority.
+    import gui.workers
+
+    monkeypatch.setattr(gui.workers, "lower_thread_priority", lambda: None)
+
+
+@pytest.fixture()
+def ws_root(tmp_path: Path) -> Path:
+    from db.workspace import Workspace
+
+    Workspace.open(tmp_path / "ws", create=True).close()
+    return tmp_path / "ws"
+
+
+@pytest.fixture()
+def panel(qtbot, ws_root: Path):
+    from gui.training import TrainingWindow
+
+    win = TrainingWindow(ws_root)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.ws is not None, timeout=10000)
+    yield win
+    win.shutdown()
+
+
+def fill(win, form: tj.TrainingForm) -> None:
+    win.set_form(form)
+    assert win.validate() == {}, win.validate()
+
+
+def small(data: Path, **changes: str) -> tj.TrainingForm:
+    base = tj.TrainingForm(data=str(data), size="64x32", epochs="1", p="3", k="2", eval_every="1", log_every="1",
+                           device="cpu")  # fmt: skip
+    return dataclasses.replace(base, **changes)
+
+
+def logged_steps(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["type"] == "step"]
+
+
+def test_a_bad_field_shows_its_reason_and_disables_start(qtbot, panel, synth: Path) -> None:
+    fill(panel, small(synth))
+    assert panel.start_button.isEnabled()
+    panel.edits["lr"].setText("fast")
+    assert panel.errors["lr"].text() == "must be a number" and panel.errors["lr"].isVisibleTo(panel)
+    assert not panel.start_button.isEnabled()
+    assert panel.form_message.text() == "1 field(s) to correct before starting."
+    panel.edits["lr"].setText("0.001")
+    panel.size_edit.setText("64")
+    assert panel.errors["size"].text() == "write it as HEIGHTxWIDTH, e.g. 256x128"
+    assert not panel.errors["lr"].isVisibleTo(panel) and not panel.start_button.isEnabled()
+    panel.size_edit.setText("64x32")
+    # Interpreter: the target model is asked for, and the target's own fields are hidden.
+    panel.kind_box.setCurrentIndex(panel.kind_box.findData("interpreter"))
+    assert panel.edits["epochs"].text() == "60" and panel.errors["target"].text().startswith(
+        "choose the target"
+    )
+    assert not panel.fields["arch"].isVisibleTo(panel) and panel.target_edit.isVisibleTo(panel)
+    assert not panel.start_button.isEnabled()
+    panel.grab().save(str(Path(panel.ws.root) / "panel_invalid.png"))
+
+
+def test_a_short_run_reaches_its_end_with_one_point_per_logged_step(qtbot, panel, synth: Path) -> None:
+    fill(panel, small(synth))
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as done:
+        panel.start()
+        assert not panel.start_button.isEnabled()  # one run at a time
+    outcome = done.args[0]
+    assert not outcome.stopped and outcome.epochs_done == 1 and outcome.run.status == "finished"
+    qtbot.waitUntil(lambda: panel.job is None and panel.runs_model.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: panel.runs_model.rows[0].status == "finished", timeout=5000)
+    row = panel.runs_model.rows[0]
+    assert row.epochs == "1/1" and "mAP" in row.metrics and row.model_file
+    panel._flush()
+    steps = logged_steps(Path(outcome.run.config["job"]["run_dir"]))
+    assert len(steps) == 2  # 6 identities // P=3 = 2 steps per epoch, every step logged
+    for term in ("id", "triplet", "total"):
+        xs, ys = panel.curves[f"loss:{term}"].getData()
+        assert list(xs) == [1, 2] and list(ys) == pytest.approx([e["losses"][term] for e in steps])
+    xs, ys = panel.curves["metric:mAP"].getData()
+    assert list(xs) == [1] and list(ys) == pytest.approx([outcome.metrics["mAP"]])
+    # The evaluation table: one column per evaluation, the figures of the run's record.
+    table = panel.eval_table
+    assert table.columnCount() == 2 and table.horizontalHeaderItem(1).text() == "epoch 1"
+    assert table.item(0, 0).text() == "mAP"
+    assert float(table.item(0, 1).text()) == pytest.approx(outcome.metrics["mAP"], abs=1e-3)
+    assert "iteration 2/2" in panel.progress_label.text() and "images/s" in panel.progress_label.text()
+    assert not panel.adre_plot.isVisible()  # a target run has no ADRE
+    assert "finished after 1 epoch(s)" in panel.status_label.text()
+
+    panel.runs_view.selectRow(0)
+    assert panel.register_button.isEnabled() and not panel.resume_button.isEnabled()
+    with qtbot.waitSignal(panel.model_registered, timeout=10000) as reg:
+        panel.register_selected()
+    model = reg.args[0]
+    assert model.kind == "target" and model.file_path == row.model_file
+    qtbot.waitUntil(lambda: panel.runs_model.rows[0].registered, timeout=5000)
+    assert [m.id for m in panel.ws.models.list("target")] == [model.id]
+    assert not panel.register_button.isEnabled()
+    panel.grab().save(str(Path(panel.ws.root) / "panel_finished.png"))
+
+
+def test_pause_holds_the_run_and_cancel_stops_it_within_seconds(qtbot, panel, synth: Path) -> None:
+    fill(panel, small(synth, epochs="200", eval_every="100"))
+    panel.start()
+    qtbot.waitUntil(lambda: len(panel.steps) >= 2, timeout=30000)
+    panel.toggle_pause()
+    assert panel.pause_button.text() == "Continue"
+    # The trainer stops at the end of its current step and records the pause.
+    qtbot.waitUntil(
+        lambda: (panel.ws.runs.get(panel.live_run).metrics or {}).get("paused") is True, timeout=20000
+    )
+    qtbot.wait(300)  # that step's event is drawn
+    held = len(panel.steps)
+    qtbot.wait(1000)
+    assert len(panel.steps) == held and panel.job is not None
+    panel.toggle_pause()
+    qtbot.waitUntil(lambda: len(panel.steps) > held, timeout=10000)
+    start = time.monotonic()
+    with qtbot.waitSignal(panel.run_finished, timeout=10000) as done:
+        panel.cancel()
+    # It stops after the step under way: within a few seconds, however loaded the machine (6 images a step).
+    slowest_step = max(6 / e["images_per_s"] for e in panel.steps)
+    assert time.monotonic() - start < 2.0 + slowest_step
+    assert done.args[0].stopped and done.args[0].run.status == "cancelled"
+    qtbot.waitUntil(
+        lambda: panel.job is None and panel.runs_model.rows[0].status == "cancelled", timeout=5000
+    )
+
+
+def test_an_interrupted_run_resumes_from_its_saved_epoch(qtbot, panel, synth: Path) -> None:
+    # A run cancelled after its first epoch, as if the program had been closed then.
+    run = tj.create_run(panel.ws, small(synth, epochs="2"))
+    control = tj.RunControl()
+    tj.execute_run(
+        panel.ws, run.id, control, on_event=lambda e: control.cancel() if e["type"] == "eval" else None
+    )
+    panel.refresh_runs()
+    qtbot.waitUntil(lambda: panel.runs_model.rowCount() == 1, timeout=5000)
+    panel.runs_view.selectRow(0)
+    assert panel.runs_model.rows[0].status == "cancelled" and panel.resume_button.isEnabled()
+    starts: list[dict] = []
+    panel.signals.event_received.connect(lambda e: starts.append(e) if e.get("type") == "start" else None)
+    with qtbot.waitSignal(panel.run_finished, timeout=60000) as done:
+        panel.resume_selected()
+    assert starts == [{"type": "start", "epoch": 1, "iteration": 2, "max_epochs": 2, "iters_per_epoch": 2}]
+    assert not done.args[0].stopped and done.args[0].epochs_done == 2
+    panel._flush()
+    # The curve keeps the first session's points and continues: one point per step, none twice.
+    xs, _ = panel.curves["loss:total"].getData()
+    assert list(xs) == [1, 2, 3, 4]
+    qtbot.waitUntil(lambda: panel.job is None and panel.runs_model.rows[0].status == "finished", timeout=5000)
+
+
+def test_an_interpreter_run_shows_sample_explanations_and_registers(
+    qtbot, panel, synth: Path, tiny_models
+) -> None:
+    form = small(synth, kind="interpreter", target=str(tiny_models["target"]), size="", map_mode="localising")
+    fill(panel, form)
+    with qtbot.waitSignal(panel.samples_ready, timeout=90000) as ready:
+        panel.start()
+    samples = ready.args[0]
+    assert len(samples) == 4 and [s.same for s in samples] == [True, False, True, False]
+    assert panel.samples.count() == 4 and "same person, distance" in panel.samples.item(0).text()
+    assert samples[0].overlay_a.shape == (64, 32, 3) and len(samples[0].top) == 3
+    panel._flush()
+    assert {"loss:distillation", "loss:prior", "loss:total"} <= set(panel.curves)
+    assert (
+        len(panel.curves["metric:x_map_e"].getData()[0]) == 1
+        and len(panel.curves["metric:adre"].getData()[0]) == 1
+    )
+    qtbot.waitUntil(lambda: panel.job is None and panel.runs_model.rows[0].status == "finished", timeout=5000)
+    panel.runs_view.selectRow(0)
+    with qtbot.waitSignal(panel.model_registered, timeout=10000) as reg:
+        panel.register_selected()
+    assert reg.args[0].kind == "interpreter"
+    assert [m.kind for m in panel.ws.models.list()] == ["target", "interpreter"]
+    panel.grab().save(str(Path(panel.ws.root) / "panel_interpreter.png"))
+
+
+def test_the_main_window_opens_the_panel_on_its_workspace(qtbot, window) -> None:
+    action = next(a for a in window.menuBar().actions() if a.text() == "&Training")
+    entry = action.menu().actions()[0]
+    assert entry.text() == "&Training panel..."
+    entry.trigger()
+    panel = window.training_window
+    qtbot.waitUntil(lambda: panel.ws is not None, timeout=10000)
+    assert Path(panel.ws.root).resolve() == window.bench.root.resolve() and panel.labelled == 6
+    panel.format_box.setCurrentIndex(panel.format_box.findData("workspace"))
+    assert not panel.fields["data"].isVisibleTo(panel) and "data" not in panel.validate()
+    window.close()
+    assert panel.ws is None  # closed with the main window
