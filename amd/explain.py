@@ -234,6 +234,34 @@ class Explainer:
         analyses = self._analyse([query, *gallery])
         return [self._pair(analyses[0], other) for other in analyses[1:]]
 
+    @property
+    def predicts_attributes(self) -> bool:
+        """Whether the interpreter has an attribute classifier (:meth:`predict_attributes` works)."""
+        return bool(self.interpreter.has_aux_classifier)
+
+    @torch.inference_mode()
+    def predict_attributes(self, images: Sequence[ImageLike]) -> np.ndarray:
+        """Attribute probabilities of crops from the interpreter's classifier, without the maps' upsampling.
+
+        Returns:
+            float32 array (N, M) in the schema's order; (0, M) for no images.
+
+        Raises:
+            AmdError: The interpreter has no attribute classifier.
+        """
+        images = list(images)
+        m = len(self.names)
+        out: list[np.ndarray] = []
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for start in range(0, len(images), self.batch_size):
+                batch, _ = load_batch(images[start : start + self.batch_size], self.transform, pool)
+                batch = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+                logits = self.interpreter(batch).attribute_logits
+                if logits is None:
+                    raise AmdError("this interpreter has no attribute classifier: it predicts no attributes")
+                out.append(torch.sigmoid(logits).float().cpu().numpy())
+        return np.concatenate(out, axis=0) if out else np.zeros((0, m), dtype=np.float32)
+
     def maps(self, image: ImageLike) -> np.ndarray:
         """The attention maps (M, H, W) of one crop at its own size."""
         return self._analyse([image])[0].maps

@@ -23,8 +23,10 @@ DEMO_INTERPRETER = "demo_interpreter.pt"
 MARKER = "demo.json"
 #: Written after the crops are indexed with the demo models.
 INDEXED_MARKER = ".demo-indexed"
-#: Share of the progress bar given to each stage (render, import, index).
-_STAGES = (0.35, 0.25, 0.40)
+#: Written after the interpreter's attribute predictions of the crops are stored.
+PREDICTED_MARKER = ".demo-predicted"
+#: Share of the progress bar given to each stage (render, import, index, predict attributes).
+_STAGES = (0.30, 0.20, 0.30, 0.20)
 _SCALE = 1000
 
 
@@ -36,6 +38,7 @@ class DemoSummary:
         root: The workspace folder.
         crops: Crops in the workspace.
         indexed: Crops with an embedding under the demo target (0 without models).
+        predicted: Crops with stored attribute predictions of the demo interpreter.
         models_registered: Whether the demo models are registered.
         cancelled: The build stopped on request (run it again to finish).
         missing_models: Demo model files that were not found (nothing is indexed then).
@@ -47,6 +50,7 @@ class DemoSummary:
     models_registered: bool
     cancelled: bool
     missing_models: tuple[str, ...] = ()
+    predicted: int = 0
 
 
 def demo_model_paths() -> tuple[Path, Path]:
@@ -64,11 +68,12 @@ def missing_demo_models(target: Path | None = None, interpreter: Path | None = N
 
 
 def demo_state(root: str | Path) -> str:
-    """``"absent"``, ``"crops"`` (imported, not indexed) or ``"indexed"``."""
+    """``"absent"``, ``"crops"`` (imported, not indexed and predicted) or ``"indexed"``."""
     root = Path(root)
     if not (root / MARKER).is_file():
         return "absent"
-    return "indexed" if (root / INDEXED_MARKER).is_file() else "crops"
+    done = (root / INDEXED_MARKER).is_file() and (root / PREDICTED_MARKER).is_file()
+    return "indexed" if done else "crops"
 
 
 def demo_config(identities: int = 40, per_id: int = 8, cameras: int = 6, seed: int = 2026):
@@ -95,7 +100,8 @@ def build_demo_workspace(
     """Create (or finish) the demo workspace in ``root``.
 
     Renders ``identities * per_id`` synthetic crops, imports them with their cameras, identities and
-    attributes, registers the demo models and indexes the crops with the target. Without the model files
+    attributes, registers the demo models, indexes the crops with the target and stores the interpreter's
+    attribute predictions (for the gallery's filter by predicted attribute). Without the model files
     the crops are still imported and the summary names the missing files; nothing is faked.
 
     Args:
@@ -106,7 +112,7 @@ def build_demo_workspace(
         per_id: Crops per person.
         cameras: Cameras (2..9).
         device: ``cpu`` or ``cuda`` for indexing (default CUDA when available).
-        on_progress: ``(done, total, message)`` on a 0..1000 scale over the three stages.
+        on_progress: ``(done, total, message)`` on a 0..1000 scale over the four stages.
         should_stop: Polled often; true stops at the next safe point.
 
     Raises:
@@ -159,7 +165,7 @@ def build_demo_workspace(
                     return _summary(ws, None, cancelled=True, missing=missing)
             (ws.root / MARKER).write_text('{"demo": true}\n', encoding="utf-8")
         if missing:
-            report(2, 1.0, "demo models missing: the crops are imported but not indexed")
+            report(3, 1.0, "demo models missing: the crops are imported but not indexed")
             return _summary(ws, None, cancelled=False, missing=missing)
         report(2, 0.0, "registering the demo models")
         register_models(ws, target, interpreter)
@@ -167,11 +173,27 @@ def build_demo_workspace(
         summary = bench.index(
             on_progress=lambda d, t, m: report(2, d / t if t else 0.0, f"{m} {d}/{t}" if t else m),
             should_stop=should_stop,
+            predict=False,
         )
         cancelled = summary.cancelled or stopped()
+        if cancelled:
+            return _summary(ws, bench.models.target.id, cancelled=True, missing=())
+        (ws.root / INDEXED_MARKER).write_text(bench.models.target.file_hash + "\n", encoding="utf-8")
+        predicted = bench.predict_attributes(
+            on_progress=lambda d, t, m: report(3, d / t if t else 0.0, f"{m} {d}/{t}" if t else m),
+            should_stop=should_stop,
+        )
+        cancelled = (predicted is not None and predicted.cancelled) or stopped()
         if not cancelled:
-            (ws.root / INDEXED_MARKER).write_text(bench.models.target.file_hash + "\n", encoding="utf-8")
-        return _summary(ws, bench.models.target.id, cancelled=cancelled, missing=())
+            # Also written when the interpreter predicts no attributes: there is nothing left to do then.
+            (ws.root / PREDICTED_MARKER).write_text(bench.models.target.file_hash + "\n", encoding="utf-8")
+        return _summary(
+            ws,
+            bench.models.target.id,
+            cancelled=cancelled,
+            missing=(),
+            interpreter_id=bench.models.interpreter.id if bench.models.interpreter else None,
+        )
     finally:
         ws.close()
 
@@ -183,7 +205,9 @@ def _rename(item):
     return replace(item, camera=camera, identity=identity)
 
 
-def _summary(ws, model_id: int | None, cancelled: bool, missing: tuple[str, ...]) -> DemoSummary:
+def _summary(
+    ws, model_id: int | None, cancelled: bool, missing: tuple[str, ...], interpreter_id: int | None = None
+) -> DemoSummary:
     return DemoSummary(
         root=str(ws.root),
         crops=ws.crops.count(),
@@ -191,6 +215,7 @@ def _summary(ws, model_id: int | None, cancelled: bool, missing: tuple[str, ...]
         models_registered=model_id is not None,
         cancelled=cancelled,
         missing_models=missing,
+        predicted=ws.embeddings.count(interpreter_id) if interpreter_id is not None else 0,
     )
 
 
@@ -220,7 +245,10 @@ def run(args: argparse.Namespace) -> int:
             args.workspace, args.target, args.interpreter, args.identities, args.per_id, args.cameras,
             args.device, on_progress=progress,
         )  # fmt: skip
-    print(f"demo workspace {summary.root}: {summary.crops} crops, {summary.indexed} indexed")
+    print(
+        f"demo workspace {summary.root}: {summary.crops} crops, {summary.indexed} indexed, "
+        f"{summary.predicted} with predicted attributes"
+    )
     for path in summary.missing_models:
         print(f"  missing model file {path}: the crops are not indexed", file=sys.stderr)
     return 1 if summary.missing_models else 0

@@ -1,4 +1,8 @@
-"""``index``: compute the embeddings a model has not yet made for a workspace's crops."""
+"""``index``: compute the embeddings a model has not yet made for a workspace's crops.
+
+With ``--interpreter`` the interpreter's attribute predictions of the crops are stored as well (as the
+interpreter's vectors), so that the gallery can filter crops by predicted attribute.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", required=True, metavar="FILE", help="model file (a target ReID checkpoint)"
     )
+    parser.add_argument(
+        "--interpreter",
+        metavar="FILE",
+        help="an interpreter distilled from the model: also store its attribute predictions of the crops",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
@@ -27,7 +36,14 @@ def run(args: argparse.Namespace) -> int:
 
     embedder = jobs.load_embedder(args.model, args.device)
     ws = jobs.open_workspace(args.workspace)
+    predicted = None
     try:
+        pair = None
+        if args.interpreter:
+            from cli.workbench import register_models
+
+            # Registered with their schemas first: the predictions are read by the interpreter's schema.
+            pair = register_models(ws, args.model, args.interpreter)
         with tqdm(unit="crop", desc="index", file=sys.stderr) as bar:
 
             def on_progress(p: IndexProgress) -> None:
@@ -44,6 +60,18 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(done - bar.n)
 
             feats = load_features(ws, summary.model_id, on_progress=on_rows)
+        if pair is not None:
+            from cli.workbench import Workbench
+
+            bench = Workbench(ws, pair, args.device)
+            with tqdm(unit="crop", desc="attributes", file=sys.stderr) as bar:
+
+                def on_predicted(done: int, total: int, _message: str) -> None:
+                    if total:
+                        bar.total = total
+                        bar.update(done - bar.n)
+
+                predicted = bench.predict_attributes(on_progress=on_predicted)
     finally:
         ws.close()
     print(
@@ -51,6 +79,16 @@ def run(args: argparse.Namespace) -> int:
         f"failed {len(summary.failed)}, indexed {len(feats)} crops of dimension {feats.dim} "
         f"in {summary.seconds:.1f} s"
     )
-    for crop_id, reason in summary.failed[:50]:
+    failed = list(summary.failed)
+    if args.interpreter:
+        if predicted is None:
+            print(f"interpreter {args.interpreter}: it has no attribute classifier, nothing predicted")
+        else:
+            failed += predicted.failed
+            print(
+                f"attribute predictions: computed {predicted.computed}, failed {len(predicted.failed)} "
+                f"in {predicted.seconds:.1f} s"
+            )
+    for crop_id, reason in failed[:50]:
         print(f"  crop {crop_id}: {reason}")
-    return 1 if summary.failed else 0
+    return 1 if failed else 0

@@ -58,7 +58,10 @@ class GalleryFilter:
         camera_id: Only this camera.
         identity_id: Only this identity.
         unlabelled: Only crops without an identity.
-        attribute: Only crops of identities known to have this attribute (its name in the schema).
+        attribute: Only crops with this attribute (its name in the schema): known from their identity's
+            labels, or predicted by the interpreter ``predicted_by``.
+        predicted_by: The interpreter whose stored predictions (probability >= ``PREDICTED_AT``) decide
+            ``attribute``; ``None``: the identities' known attributes decide.
         group_by_identity: Order crops by identity name (unlabelled last) instead of import order.
     """
 
@@ -66,6 +69,7 @@ class GalleryFilter:
     identity_id: int | None = None
     unlabelled: bool = False
     attribute: str | None = None
+    predicted_by: int | None = None
     group_by_identity: bool = False
 
     @property
@@ -73,31 +77,52 @@ class GalleryFilter:
         return self.attribute is not None or self.group_by_identity
 
 
+#: A crop has a predicted attribute from this probability on.
+PREDICTED_AT = 0.5
+
+
 def gallery_source(
     ws: Any, flt: GalleryFilter, should_stop: Callable[[], bool]
 ) -> tuple[int, list[int] | None]:
     """(number of crops, their ids in display order or ``None`` when the store pages them itself).
 
-    Runs on a worker: grouping and attribute filters read one id list per identity.
+    Runs on a worker: grouping and the known-attribute filter read one id list per identity, the
+    predicted-attribute filter reads the interpreter's stored predictions.
     """
     if not flt.needs_id_list:
         return ws.crops.count(
             camera_id=flt.camera_id, identity_id=flt.identity_id, unlabelled=flt.unlabelled
         ), None
+    predicted = flt.attribute is not None and flt.predicted_by is not None
+    allowed: set[int] | None = None
+    if predicted:
+        ids = ws.crops.predicted_ids(
+            flt.predicted_by,
+            flt.attribute,
+            PREDICTED_AT,
+            camera_id=flt.camera_id,
+            identity_id=flt.identity_id,
+            unlabelled=flt.unlabelled,
+        )
+        if not flt.group_by_identity:
+            return len(ids), ids
+        allowed = set(ids)
     identities = ws.identities.list()
     if flt.identity_id is not None:
         identities = [i for i in identities if i.id == flt.identity_id]
-    if flt.attribute is not None:
+    if flt.attribute is not None and not predicted:
         identities = [i for i in identities if _has_attribute(i.attributes, flt.attribute)]
-    ids: list[int] = []
+    ids = []
     if not flt.unlabelled:
         for identity in identities:
             if should_stop():
                 return 0, []
             ids.extend(ws.crops.ids(camera_id=flt.camera_id, identity_id=identity.id))
-    if flt.attribute is None and flt.identity_id is None:
-        labelled = set(ids)
-        ids.extend(i for i in ws.crops.ids(camera_id=flt.camera_id) if i not in labelled)
+    if (flt.attribute is None or predicted) and flt.identity_id is None:
+        # Unlabelled crops last (a known attribute belongs to an identity, so it never selects them).
+        ids.extend(ws.crops.ids(camera_id=flt.camera_id, unlabelled=True))
+    if allowed is not None:
+        ids = [i for i in ids if i in allowed]
     return len(ids), ids
 
 
@@ -128,6 +153,10 @@ def crop_tooltip(crop: Any) -> str:
     ]
     if crop.time_text:
         lines.append(f"time: {crop.time_text}")
+    box = getattr(crop, "box", None)
+    if box is not None:
+        x, y, w, h = box
+        lines.append(f"frame {crop.frame}, box {w}x{h} at ({x}, {y})")
     lines.append(crop.source_path)
     return "\n".join(lines)
 
@@ -142,10 +171,12 @@ class GalleryModel(QAbstractListModel):
     Signals:
         count_changed(int): the number of crops under the current filter is known.
         loading_changed(bool): pages are being fetched.
+        failed(str): the crops under the filter could not be listed (the message says why).
     """
 
     count_changed = Signal(int)
     loading_changed = Signal(bool)
+    failed = Signal(str)
 
     def __init__(self, runner: JobRunner, thumbnails: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
@@ -182,6 +213,7 @@ class GalleryModel(QAbstractListModel):
         job = Job(gallery_source, self.ws, flt, name="gallery")
         g = self._generation
         job.signals.succeeded.connect(guarded(self, lambda result, g=g: self._on_source(result, g)))
+        job.signals.failed.connect(guarded(self, lambda message, g=g: self._on_source_failed(message, g)))
         self.loading_changed.emit(True)
         self.runner.start("gallery-source", job)
 
@@ -205,6 +237,13 @@ class GalleryModel(QAbstractListModel):
         self.endResetModel()
         self.loading_changed.emit(False)
         self.count_changed.emit(count)
+
+    def _on_source_failed(self, message: str, generation: int) -> None:
+        if generation != self._generation:
+            return
+        self.loading_changed.emit(False)
+        self.count_changed.emit(0)
+        self.failed.emit(message)
 
     def _request(self, page: int) -> None:
         if page in self._requested or self.ws is None:
@@ -437,14 +476,20 @@ class GalleryWidget(QWidget):
         super().__init__(parent)
         self.model = model
         self.camera_box = QComboBox()
-        self.camera_box.setMinimumContentsLength(12)
+        self.camera_box.setMinimumContentsLength(10)
         self.identity_box = QComboBox()
-        self.identity_box.setMinimumContentsLength(16)
+        self.identity_box.setMinimumContentsLength(12)
         self.attribute_box = QComboBox()
-        self.attribute_box.setMinimumContentsLength(16)
+        self.attribute_box.setMinimumContentsLength(14)
+        self.source_box = QComboBox()
+        self.source_box.setMinimumContentsLength(8)
+        self.source_box.setToolTip(
+            "known: the attribute labels of the crop's identity\n"
+            f"predicted: the interpreter's probability is {PREDICTED_AT:g} or more"
+        )
         self.group_box = QCheckBox("Group by identity")
         self.count_label = QLabel("")
-        for box in (self.camera_box, self.identity_box, self.attribute_box):
+        for box in (self.camera_box, self.identity_box, self.attribute_box, self.source_box):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.currentIndexChanged.connect(self._on_filter_edited)
         self.group_box.toggled.connect(self._on_filter_edited)
@@ -455,6 +500,7 @@ class GalleryWidget(QWidget):
         bar.addWidget(self.identity_box)
         bar.addWidget(QLabel("Attribute"))
         bar.addWidget(self.attribute_box)
+        bar.addWidget(self.source_box)
         bar.addWidget(self.group_box)
         bar.addStretch(1)
         bar.addWidget(self.count_label)
@@ -466,6 +512,7 @@ class GalleryWidget(QWidget):
         layout.addWidget(self.view, 1)
         model.count_changed.connect(self._on_count_changed)
         self.set_choices([], [], [])
+        self.set_predictor(None)
 
     def set_choices(
         self,
@@ -488,13 +535,55 @@ class GalleryWidget(QWidget):
             box.setCurrentIndex(max(pos, 0))
             box.blockSignals(False)
 
+    def set_predictor(self, interpreter_id: int | None, reason: str = "") -> None:
+        """Offer the filter by predicted attribute with this interpreter's stored predictions (or not).
+
+        Args:
+            interpreter_id: The interpreter, or ``None`` when no predictions are stored.
+            reason: Why there are none, for the tooltip of the disabled choice.
+        """
+        current = self.source_box.currentIndex()
+        self.source_box.blockSignals(True)
+        self.source_box.clear()
+        self.source_box.addItem("known", None)
+        self.source_box.addItem("predicted", interpreter_id)
+        item = self.source_box.model().item(1)
+        item.setEnabled(interpreter_id is not None)
+        item.setToolTip(
+            f"the interpreter's probability is {PREDICTED_AT:g} or more"
+            if interpreter_id is not None
+            else reason or "no attribute predictions are stored in this workspace"
+        )
+        self.source_box.setCurrentIndex(1 if current == 1 and interpreter_id is not None else 0)
+        self.source_box.blockSignals(False)
+        if current == 1 and interpreter_id is None:
+            self._on_filter_edited()
+
+    def show_predicted(self, attribute: str | None) -> bool:
+        """Filter by the predicted ``attribute`` (``None``: any); false when predictions are not available."""
+        if self.source_box.itemData(1) is None:
+            return False
+        pos = self.attribute_box.findData(attribute) if attribute is not None else 0
+        if pos < 0:
+            return False
+        for box in (self.source_box, self.attribute_box):
+            box.blockSignals(True)
+        self.source_box.setCurrentIndex(1)
+        self.attribute_box.setCurrentIndex(pos)
+        for box in (self.source_box, self.attribute_box):
+            box.blockSignals(False)
+        self._on_filter_edited()
+        return True
+
     def current_filter(self) -> GalleryFilter:
         identity = self.identity_box.currentData()
+        attribute = self.attribute_box.currentData()
         return GalleryFilter(
             camera_id=self.camera_box.currentData(),
             identity_id=identity if identity not in (None, -1) else None,
             unlabelled=identity == -1,
-            attribute=self.attribute_box.currentData(),
+            attribute=attribute,
+            predicted_by=self.source_box.currentData() if attribute is not None else None,
             group_by_identity=self.group_box.isChecked(),
         )
 

@@ -2,9 +2,10 @@
 
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/gui_screenshots.py WORKSPACE [--out docs]
 
-Opens WORKSPACE (which must be indexed with a target and an interpreter), runs a search with one of
-its crops, compares the query with its best result, and saves ``gui_main.png``, ``gui_results.png``
-and ``gui_compare.png`` at 1600x1000. Runs offscreen when no display is set.
+Opens WORKSPACE (which must be indexed with a target and an interpreter, with the interpreter's attribute
+predictions stored), filters the gallery by a predicted attribute, runs a search with one of the crops
+shown, compares the query with its best result, and saves ``gui_main.png``, ``gui_results.png`` and
+``gui_compare.png`` at 1600x1000. Runs offscreen when no display is set.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def main() -> int:
     parser.add_argument("workspace")
     parser.add_argument("--out", default=str(ROOT / "docs"))
     parser.add_argument("--crop", type=int, default=1, help="row of the gallery used as the query")
+    parser.add_argument(
+        "--predicted",
+        default="backpack",
+        metavar="ATTRIBUTE",
+        help="filter the gallery by this predicted attribute (default backpack; '' for no filter)",
+    )
     args = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -61,6 +68,14 @@ def main() -> int:
     model = window.gallery_model
     wait_until(app, lambda: model.rowCount() > 0 and model.crop(args.crop) is not None)
     wait_until(app, lambda: window.device_label.text() not in ("device: loading...",))
+    if args.predicted:
+        gallery = window.gallery
+        wait_until(app, lambda: gallery.source_box.model().item(1).isEnabled())
+        wait_until(app, lambda: gallery.attribute_box.findData(args.predicted) > 0)
+        if not gallery.show_predicted(args.predicted):
+            raise SystemExit(f"cannot filter by the predicted attribute {args.predicted!r}")
+        settle(app)
+        wait_until(app, lambda: model.rowCount() > args.crop and model.crop(args.crop) is not None)
     window.gallery.view.setCurrentIndex(model.index(args.crop))
     wait_until(app, lambda: not window.thumbnails.busy())
     settle(app, 1.0)

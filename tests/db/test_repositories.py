@@ -154,3 +154,73 @@ def test_cases_items_verdicts_annotations(ws: Workspace, tmp_path: Path) -> None
     assert ws.audit.list(action="case.verdict")[0].details["verdict"] == "match"
     with pytest.raises(NotFoundError):
         ws.cases.get(999)
+
+
+def test_deleting_an_identity_unlabels_its_crops_and_restoring_brings_both_back(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ids = _crops(ws, tmp_path)  # p0: ids[0:2], p1: ids[2:4], ids[4:6] unlabelled
+    p0 = ws.identities.by_name("p0")
+    ws.identities.set_attributes(p0.id, {"schema": "s", "values": {"hat": 1}})
+    with pytest.raises(NotFoundError, match="no identity with id 999"):
+        ws.identities.delete(999)
+    assert ws.identities.delete(p0.id, if_empty=True) is None  # it has crops: kept
+    assert ws.identities.by_name("p0") is not None
+
+    deleted, crop_ids = ws.identities.delete(p0.id)
+    assert (deleted.name, deleted.crop_count, crop_ids) == ("p0", 2, tuple(ids[0:2]))
+    assert ws.identities.by_name("p0") is None
+    assert [c.identity_id for c in ws.crops.get_many(ids[0:2])] == [None, None]
+    assert ws.crops.count(unlabelled=True) == 4
+    event = ws.audit.list(action="identity.delete")[0]
+    assert event.entity_ids == (p0.id,) and event.details["crops"] == ids[0:2]
+    assert event.details["attributes"] == {"schema": "s", "values": {"hat": 1}}
+
+    restored = ws.identities.restore(deleted, crop_ids)
+    assert (restored.id, restored.name, restored.crop_count) == (p0.id, "p0", 2)
+    assert ws.identities.get(p0.id).attributes == {"schema": "s", "values": {"hat": 1}}
+    assert [c.identity for c in ws.crops.get_many(ids[0:2])] == ["p0", "p0"]
+    assert ws.audit.count("identity.restore") == 1
+    with pytest.raises(StoreError, match="exists already"):
+        ws.identities.restore(deleted, crop_ids)
+
+    p1 = ws.identities.by_name("p1")
+    ws.crops.set_identity(ids[2:4], None)  # p1 is empty now
+    gone, none = ws.identities.delete(p1.id, if_empty=True)
+    assert (gone.name, gone.crop_count, none) == ("p1", 0, ())
+    # A new identity may be handed p1's id again (SQLite reuses the highest id): p1 comes back under another.
+    other = ws.identities.create("Someone")
+    back = ws.identities.restore(gone, ids[2:4])
+    assert back.name == "p1" and back.crop_count == 2
+    assert back.id != other.id and (back.id == p1.id) == (other.id != p1.id)
+    assert {c.identity_id for c in ws.crops.get_many(ids[2:4])} == {back.id}
+
+
+def test_crops_filter_by_predicted_attribute(ws: Workspace, tmp_path: Path) -> None:
+    ids = _crops(ws, tmp_path)  # cameras c1, c2, c1, c2, c1, c2; p0 p0 p1 p1 - -
+    schema = {"name": "s", "attributes": [{"name": "hat"}, {"name": "bag"}, {"name": "skirt"}]}
+    interp = ws.models.register("interpreter", "interp", "cd" * 32, attribute_schema=schema)
+    # hat: 0.9, 0.5 (exactly at the threshold), 0.49, 0.1, 0.7, and crop 6 not predicted yet.
+    probs = np.array(
+        [[0.9, 0.0, 1.0], [0.5, 0.2, 0.0], [0.49, 0.8, 0.0], [0.1, 0.6, 0.0], [0.7, 0.0, 0.0]],
+        dtype=np.float32,
+    )
+    with ws.writing() as s:
+        ws.embeddings.add(s, interp.id, ids[:5], probs)
+    assert ws.crops.predicted_ids(interp.id, "hat") == [ids[0], ids[1], ids[4]]
+    assert ws.crops.predicted_ids(interp.id, "bag") == [ids[2], ids[3]]
+    assert ws.crops.predicted_ids(interp.id, "skirt") == [ids[0]]
+    assert ws.crops.predicted_ids(interp.id, "hat", threshold=0.8) == [ids[0]]
+    c1 = ws.cameras.by_name("c1")
+    assert ws.crops.predicted_ids(interp.id, "hat", camera_id=c1.id) == [ids[0], ids[4]]
+    p0 = ws.identities.by_name("p0")
+    assert ws.crops.predicted_ids(interp.id, "hat", identity_id=p0.id) == [ids[0], ids[1]]
+    assert ws.crops.predicted_ids(interp.id, "hat", unlabelled=True) == [ids[4]]
+    with pytest.raises(StoreError, match="no attribute 'age'"):
+        ws.crops.predicted_ids(interp.id, "age")
+    target = ws.models.register("target", "t", "ef" * 32)
+    with pytest.raises(StoreError, match="no attribute schema"):
+        ws.crops.predicted_ids(target.id, "hat")
+    with pytest.raises(NotFoundError):
+        ws.crops.predicted_ids(999, "hat")
+    assert ws.crops.ids(unlabelled=True) == ids[4:]
