@@ -1,4 +1,9 @@
-"""The explained side-by-side comparison of two crops."""
+"""The explained side-by-side comparison of two crops, with the annotations of an open case item.
+
+A comparison is either live (two crops explained by the models) or a case item reopened from its
+snapshot (no model runs). While a case item is open, the analyst can pin rectangles, arrows and text
+on either crop (see :mod:`gui.widgets.annotations`); changing either crop closes the item.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QKeySequence, QShortcut, QUndoStack
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -24,13 +29,14 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from amd.visual import COLOUR_MAPS, blend, normalise_pair, top_regions
+from gui.widgets.annotations import COLOURS, AnnotatedCropViewWidget, AnnotationEditor
 from gui.widgets.chart import COMMON_COLOUR, DIFFER_COLOUR, ContributionChartWidget
-from gui.widgets.crop_view import CropViewWidget
 from gui.workers import Job, JobRunner, guarded
 
 VERDICTS: tuple[str, ...] = ("match", "no match", "inconclusive")
@@ -83,9 +89,16 @@ class CompareWidget(QWidget):
         self.selected: int | None = None
         self.job: Job | None = None
 
-        self.views = [CropViewWidget("Drop crop A here"), CropViewWidget("Drop crop B here")]
+        self.views = [
+            AnnotatedCropViewWidget("query", "Drop crop A here"),
+            AnnotatedCropViewWidget("gallery", "Drop crop B here"),
+        ]
         for side, view in enumerate(self.views):
             view.dropped.connect(lambda kind, value, s=side: self.set_crop(s, self._resolve(kind, value)))
+        self.case_item: Any = None
+        self.case_title = ""
+        self.annotations = AnnotationEditor(self.views, self)
+        self.annotations.changed.connect(self._on_annotations_changed)
 
         self.attribute_box = QComboBox()
         self.attribute_box.setMinimumContentsLength(14)
@@ -119,6 +132,7 @@ class CompareWidget(QWidget):
         controls.addLayout(colours, 1, 1, 1, 2)
         controls.setColumnStretch(1, 1)
         grid.addLayout(controls, 1, 0, 1, 2)
+        grid.addWidget(self._annotation_bar(), 2, 0, 1, 2)
 
         self.chart = ContributionChartWidget()
         self.chart.attribute_clicked.connect(self.select_attribute)
@@ -192,9 +206,130 @@ class CompareWidget(QWidget):
         layout.addWidget(splitter)
         self.splitter = splitter
 
+    def _annotation_bar(self) -> QWidget:
+        """Tools to annotate the crops of the open case item, and which item that is."""
+        bar = QWidget()
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QLabel("Annotate"))
+        self.tool_buttons = QButtonGroup(self)
+        for tool, text, tip in (
+            (
+                "select",
+                "Select",
+                "Pick a shape: drag it to move it, double-click to edit its text, Delete removes it",
+            ),
+            ("rect", "Rectangle", "Drag on a crop to frame a region"),
+            ("arrow", "Arrow", "Drag from the tail to the point shown"),
+            ("text", "Text", "Click on a crop where the text should go"),
+        ):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            button.setObjectName(f"tool_{tool}")
+            button.setChecked(tool == "select")
+            button.clicked.connect(lambda _c=False, t=tool: self.annotations.set_tool(t))
+            self.tool_buttons.addButton(button)
+            row.addWidget(button)
+        self.colour_box = QComboBox()
+        for name, value in COLOURS:
+            self.colour_box.addItem(name, value)
+            self.colour_box.setItemData(
+                self.colour_box.count() - 1, QColor(value), Qt.ItemDataRole.DecorationRole
+            )
+        self.colour_box.currentIndexChanged.connect(
+            lambda i: setattr(self.annotations, "colour", self.colour_box.itemData(i))
+        )
+        row.addWidget(self.colour_box)
+        self.delete_shape_button = QToolButton()
+        self.delete_shape_button.setText("Delete")
+        self.delete_shape_button.setToolTip("Delete the selected shape (Delete key)")
+        self.delete_shape_button.clicked.connect(self.annotations.delete_selected)
+        row.addWidget(self.delete_shape_button)
+        row.addStretch(1)
+        # Its own row: a case title is free text and would squeeze the tools.
+        self.case_label = QLabel()
+        self.case_label.setWordWrap(True)
+        box = QVBoxLayout(bar)
+        box.setContentsMargins(0, 2, 0, 0)
+        box.addLayout(row)
+        box.addWidget(self.case_label)
+        self._on_annotations_changed()
+        return bar
+
+    def bind_store(self, undo_stack: QUndoStack, submit: Callable[..., Any]) -> None:
+        """Where annotation changes go: an undo stack, and a writer's ``submit(fn, *args)``."""
+        self.annotations.bind(undo_stack, submit)
+
+    def _on_annotations_changed(self) -> None:
+        editable = self.annotations.editable
+        for button in self.tool_buttons.buttons():
+            button.setEnabled(editable)
+        self.colour_box.setEnabled(editable)
+        self.delete_shape_button.setEnabled(editable)
+        if self.case_item is None:
+            self.case_label.setText("<i>Add the pair to a case to annotate it.</i>")
+        else:
+            n = len(self.annotations.shapes)
+            self.case_label.setText(
+                f"Case <b>{self.case_title}</b>, item {self.case_item.position + 1}: "
+                f"{n} annotation{'s' * (n != 1)}"
+            )
+
+    # -- case items -----------------------------------------------------------------------------------------
+    def bind_item(self, item: Any, case_title: str) -> None:
+        """This comparison is now case item ``item`` (a ``CaseItemInfo``): its annotations become editable."""
+        self.case_item, self.case_title = item, case_title
+        self.annotations.load(item.id, item.annotations)
+
+    def close_item(self) -> None:
+        """The comparison is no longer a case item (its shapes leave the crops)."""
+        self.case_item, self.case_title = None, ""
+        self.annotations.load(None)
+
+    def show_item(self, opened: Any) -> None:
+        """Show a filed pair again (a ``cli.case_ops.OpenedItem``): crops, explanation, verdict, notes, shapes.
+
+        The explanation comes from the item's snapshot; no model runs.
+        """
+        if self.job is not None:
+            self.job.cancel()
+        images = []
+        for path in (opened.path_query, opened.path_gallery):
+            try:
+                images.append(load_rgb(path))
+            except OSError as exc:
+                self.status_label.setText(f"Cannot open {path}: {exc}")
+                return
+        self.paths = [opened.path_query, opened.path_gallery]
+        for side, (view, rgb) in enumerate(zip(self.views, images, strict=True)):
+            view.set_image(rgb, caption=f"{'AB'[side]}: {rgb.shape[1]}x{rgb.shape[0]}")
+        self._set_explanation(opened.explanation)
+        item = opened.item
+        self.status_label.setText(
+            "" if opened.explanation is not None else "This pair was filed without an explanation."
+        )
+        self._show_verdict(item.verdict)
+        self.notes.setPlainText(item.notes or "")
+        self.bind_item(item, opened.case.title)
+
+    def _show_verdict(self, code: str | None) -> None:
+        words = {"match": "match", "no_match": "no match", "inconclusive": "inconclusive"}
+        word = words.get(code or "")
+        # Unchecking every button of an exclusive group needs the group non-exclusive for a moment.
+        self.verdict_buttons.setExclusive(False)
+        for i, button in enumerate(self.verdict_buttons.buttons()):
+            button.setChecked(word is not None and VERDICTS[i] == word)
+        self.verdict_buttons.setExclusive(True)
+
     # -- inputs ---------------------------------------------------------------------------------------------
     def set_crop(self, side: int, path: str) -> None:
         """Put an image on side 0 (A) or 1 (B); explains the pair once both sides are filled."""
+        if self.case_item is not None:
+            self.close_item()
+            self._show_verdict(None)
+            self.notes.clear()
         self.paths[side] = path
         try:
             rgb = load_rgb(path)
