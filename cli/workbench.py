@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,9 @@ from db.records import CaseItemInfo, CropInfo, IdentityInfo, ModelInfo
 from db.workspace import Workspace
 
 if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
     from amd.explain import Explainer, Explanation
     from db.index import Embedder, IndexSummary
     from db.ingest import IngestSummary
@@ -51,6 +54,19 @@ class ModelPair:
     target: ModelInfo | None
     interpreter: ModelInfo | None
     problem: str = ""
+
+
+@dataclass(frozen=True)
+class DeletedIdentity:
+    """An identity removed from the store, with what :func:`undelete` needs to bring it back.
+
+    Attributes:
+        identity: The record as it was (``crop_count``: crops that were unlabelled with it).
+        crop_ids: Those crops.
+    """
+
+    identity: IdentityInfo
+    crop_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,29 @@ def file_sha256(path: str | Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+class AttributePredictor:
+    """The interpreter's attribute classifier in the shape of a :class:`db.index.Embedder`.
+
+    Its "vectors" are the (M,) attribute probabilities of each crop in the schema's order, so that
+    :func:`db.index.index_missing` stores them as the interpreter's embeddings (batched, resumable), and
+    :meth:`db.repositories.CropRepository.predicted_ids` filters crops by them.
+
+    Args:
+        explainer: The loaded target and interpreter.
+        interpreter: The interpreter's record (its file hash names the model in the store).
+    """
+
+    def __init__(self, explainer: Explainer, interpreter: ModelInfo) -> None:
+        self.explainer = explainer
+        self.name = interpreter.name
+        self.model_hash = interpreter.file_hash
+        self.dim = len(explainer.names)
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, M) float32 probabilities of N crops."""
+        return self.explainer.predict_attributes(images)
 
 
 class Workbench:
@@ -278,29 +317,89 @@ class Workbench:
 
     # ------------------------------------------------------------------ index and search
 
-    def index(self, on_progress: Progress | None = None, should_stop: Stop | None = None) -> IndexSummary:
-        """Embed the crops the target has not indexed yet (batched, resumable)."""
+    def index(
+        self, on_progress: Progress | None = None, should_stop: Stop | None = None, predict: bool = True
+    ) -> IndexSummary:
+        """Embed the crops the target has not indexed yet (batched, resumable).
+
+        Args:
+            on_progress: ``(done, total, message)`` after every batch.
+            should_stop: Polled between batches.
+            predict: Then also store the interpreter's attribute predictions of the crops that have none
+                (:meth:`predict_attributes`), for the gallery's filter by predicted attribute.
+
+        Returns:
+            The target's summary (the predictions' is :meth:`predict_attributes`' to give).
+        """
         from db.index import IndexProgress, IndexSummary, index_missing
 
         target = self.require_target()
         if not self.ws.embeddings.missing_crop_ids(target.id):
             # Nothing to do: no model load and no audit entry for an index that is complete.
-            return IndexSummary(target.id, 0, (), False, 0.0)
+            summary = IndexSummary(target.id, 0, (), False, 0.0)
+        else:
+            if on_progress is not None:
+                on_progress(0, 0, f"loading {target.name}")
+            embedder = self.embedder()
+
+            def progress(p: IndexProgress) -> None:
+                if on_progress is not None:
+                    on_progress(p.done, p.total, f"indexing with {target.name}")
+
+            summary = index_missing(
+                self.ws,
+                embedder,
+                file_path=target.file_path,
+                on_progress=progress,
+                should_stop=should_stop,
+            )
+        if predict and not summary.cancelled and not (should_stop is not None and should_stop()):
+            predicted = self.predict_attributes(on_progress, should_stop)
+            if predicted is not None and predicted.cancelled:
+                return replace(summary, cancelled=True)
+        return summary
+
+    def predict_attributes(
+        self, on_progress: Progress | None = None, should_stop: Stop | None = None
+    ) -> IndexSummary | None:
+        """Store the interpreter's attribute probabilities of every crop that has none yet.
+
+        They are kept as the interpreter's vectors in the embeddings table (one float16 probability per
+        attribute of its schema), batched and resumable like the target's index.
+
+        Returns:
+            What was stored, or ``None`` when there is no interpreter or it has no attribute classifier.
+        """
+        from db.index import IndexProgress, IndexSummary, index_missing
+
+        interpreter = self.models.interpreter
+        if self.models.target is None or interpreter is None:
+            return None
+        if not self.ws.embeddings.missing_crop_ids(interpreter.id):
+            return IndexSummary(interpreter.id, 0, (), False, 0.0)
         if on_progress is not None:
-            on_progress(0, 0, f"loading {target.name}")
-        embedder = self.embedder()
+            on_progress(0, 0, f"loading {interpreter.name}")
+        explainer = self.explainer()
+        if not explainer.predicts_attributes:
+            return None
 
         def progress(p: IndexProgress) -> None:
             if on_progress is not None:
-                on_progress(p.done, p.total, f"indexing with {target.name}")
+                on_progress(p.done, p.total, "predicting attributes")
 
         return index_missing(
             self.ws,
-            embedder,
-            file_path=target.file_path,
+            AttributePredictor(explainer, interpreter),
+            kind="interpreter",
+            file_path=interpreter.file_path,
             on_progress=progress,
             should_stop=should_stop,
         )
+
+    def predictions_available(self) -> bool:
+        """Whether the interpreter's attribute predictions are stored for at least one crop."""
+        interpreter = self.models.interpreter
+        return interpreter is not None and self.ws.embeddings.count(interpreter.id) > 0
 
     def search(
         self,
@@ -317,7 +416,8 @@ class Workbench:
         """
         from cli.jobs import search
 
-        summary = self.index(on_progress, should_stop)
+        # The search needs the target's vectors only: predicting attributes is left to an explicit index.
+        summary = self.index(on_progress, should_stop, predict=False)
         if summary.cancelled or (should_stop is not None and should_stop()):
             return []
 
@@ -403,6 +503,8 @@ class Workbench:
         Files that are not in the workspace yet are imported first, so that the pair can be referred
         to. The pair's item in the case (default: the "Unfiled" case) is reused when it exists.
         """
+        from cases.snapshot import explanation_snapshot
+
         code = VERDICT_CODES.get(verdict) if verdict is not None else None
         if verdict is not None and code is None:
             raise StoreError(f"unknown verdict {verdict!r}")
@@ -422,7 +524,7 @@ class Workbench:
                 a.id,
                 b.id,
                 distance=None if explanation is None else float(explanation.distance),
-                explanation=None if explanation is None else explanation.to_dict(),
+                explanation=None if explanation is None else explanation_snapshot(explanation),
                 model_id=self.models.target.id if self.models.target else None,
                 interpreter_id=self.models.interpreter.id if self.models.interpreter else None,
             )
@@ -468,6 +570,42 @@ def restore(ws: Workspace, previous: dict[int, int | None]) -> None:
 def identity_named(ws: Workspace, name: str) -> IdentityInfo:
     """The identity called ``name``, created when there is none."""
     return ws.identities.by_name(name.strip()) or ws.identities.create(name)
+
+
+def delete_identity(ws: Workspace, identity_id: int) -> DeletedIdentity:
+    """Delete an identity; its crops become unlabelled. :func:`undelete` brings both back."""
+    identity, crop_ids = ws.identities.delete(identity_id)
+    return DeletedIdentity(identity, crop_ids)
+
+
+def drop_emptied(ws: Workspace, identity_ids: Iterable[int | None]) -> list[DeletedIdentity]:
+    """Delete those of the identities that no crop is under any more (after an assign, merge or split).
+
+    Returns:
+        What was deleted, for :func:`undelete`.
+    """
+    deleted: list[DeletedIdentity] = []
+    for identity_id in sorted({i for i in identity_ids if i is not None}):
+        try:
+            gone = ws.identities.delete(identity_id, if_empty=True)
+        except NotFoundError:  # deleted by someone else meanwhile: nothing to drop
+            continue
+        if gone is not None:
+            deleted.append(DeletedIdentity(*gone))
+    return deleted
+
+
+def undelete(ws: Workspace, deleted: Sequence[DeletedIdentity]) -> dict[int, int]:
+    """Restore deleted identities with their names and crops (last deleted first).
+
+    Returns:
+        The id each one has now, by its old id: the same, unless a newer identity had taken the old one
+        (see :meth:`db.repositories.IdentityRepository.restore`).
+    """
+    ids: dict[int, int] = {}
+    for item in reversed(deleted):
+        ids[item.identity.id] = ws.identities.restore(item.identity, item.crop_ids).id
+    return ids
 
 
 def merge(ws: Workspace, source_id: int, into_id: int) -> dict[int, int | None]:

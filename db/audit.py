@@ -7,7 +7,8 @@ SQLite and PostgreSQL) and so does the ORM (:mod:`db.session`), for
 backends without triggers.
 
 Actions recorded by the store: ``crop.ingest``, ``ingest.finish``, ``crop.identity``,
-``identity.create``, ``identity.rename``, ``identity.attributes``, ``model.register``, ``index.finish``,
+``identity.create``, ``identity.rename``, ``identity.attributes``, ``identity.delete``,
+``identity.restore``, ``model.register``, ``index.finish``,
 ``search``, ``case.create``, ``case.update``, ``case.delete``, ``case.add_item``, ``case.remove_item``,
 ``case.move_item``, ``case.verdict``, ``case.annotate``, ``case.annotation_update``,
 ``case.annotation_delete``, ``case.import``, ``case.export``.

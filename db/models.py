@@ -48,6 +48,12 @@ VERDICTS = ("match", "no_match", "inconclusive")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled")
 CASE_STATUSES = ("open", "closed")
 SIDES = ("query", "gallery")
+#: Shapes an analyst can pin on a crop, with the geometry keys each needs (image pixel coordinates).
+ANNOTATION_KINDS: dict[str, tuple[str, ...]] = {
+    "rect": ("x", "y", "w", "h"),
+    "arrow": ("x1", "y1", "x2", "y2"),
+    "text": ("x", "y"),
+}
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -142,6 +148,11 @@ class Crop(Base):
     split: Mapped[str | None] = mapped_column(String(16))
     #: Per-image attribute labels, same layout as :attr:`Identity.attributes`.
     attributes: Mapped[dict[str, Any] | None]
+    #: Where a crop cut from a video lies in its frame (``frame``), in frame pixels; ``None`` otherwise.
+    bbox_x: Mapped[int | None]
+    bbox_y: Mapped[int | None]
+    bbox_w: Mapped[int | None]
+    bbox_h: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     camera: Mapped[Camera | None] = relationship(lazy="raise")
@@ -209,12 +220,22 @@ class TrainingRun(Base):
 
 
 class Case(Base):
+    """An investigation: compared pairs with their explanations, verdicts, notes and annotations.
+
+    ``updated_at`` is the case's modified time: the repository moves it on every change to the
+    case, its items or their annotations.
+    """
+
     __tablename__ = "cases"
     __table_args__ = (CheckConstraint(_in("status", CASE_STATUSES), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
+    #: The organisation's own reference number ("2026/0413"), free text.
+    reference: Mapped[str | None] = mapped_column(String(100))
+    #: The analyst in charge (``created_by`` is who created the record).
+    analyst: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -243,7 +264,8 @@ class CaseItem(Base):
     model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     interpreter_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="SET NULL"))
     distance: Mapped[float | None] = mapped_column(Float)
-    #: The explanation snapshot: components, shares, attribute names, predicted attributes.
+    #: The explanation snapshot (``cases.snapshot``): distance, components, shares, attribute names
+    #: and labels, predicted attributes and compact attention maps.
     explanation: Mapped[dict[str, Any] | None]
     verdict: Mapped[str | None] = mapped_column(String(16))
     notes: Mapped[str | None] = mapped_column(Text)
@@ -257,7 +279,10 @@ class CaseItem(Base):
 
 
 class Annotation(Base):
-    """A shape the analyst drew on one side of a compared pair (image pixel coordinates)."""
+    """A shape the analyst drew on one side of a compared pair (image pixel coordinates).
+
+    ``kind`` is one of :data:`ANNOTATION_KINDS`; ``geometry`` holds that kind's keys.
+    """
 
     __tablename__ = "annotations"
     __table_args__ = (
@@ -273,6 +298,8 @@ class Annotation(Base):
     label: Mapped[str | None] = mapped_column(Text)
     color: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the annotation was last edited (``None``: never).
+    updated_at: Mapped[datetime | None]
 
     item: Mapped[CaseItem] = relationship(lazy="raise", back_populates="annotations")
 

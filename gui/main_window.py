@@ -8,6 +8,7 @@ queued signals; no worker touches a widget.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,15 @@ from PySide6.QtWidgets import (
 )
 
 from cli import workbench as wb
+from gui import video_ingest
+from gui.cases import install_case_panel
 from gui.compare import CompareWidget
 from gui.compat import freeze_heap
 from gui.dialogs import show_error, show_message
 from gui.gallery import GalleryModel, GalleryWidget
 from gui.identities import (
     AssignCommand,
+    DeleteCommand,
     IdentitiesWidget,
     MergeCommand,
     RenameCommand,
@@ -62,28 +66,62 @@ def open_workbench(root: str, create: bool = False) -> wb.Workbench:
     return bench
 
 
-def filter_choices(
-    ws: Any,
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[tuple[str, str]], list[Any]]:
-    """Cameras, identities and known attributes for the gallery's filters, and the identity records."""
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the gallery's filters and the identity list offer.
+
+    Attributes:
+        cameras: (text, camera id) pairs.
+        identities: (text, identity id) pairs.
+        attributes: (label, attribute name) pairs, sorted by label: the identities' labelled attributes
+            and the interpreter's.
+        records: The identity records (with crop counts).
+        predictor: The interpreter whose attribute predictions are stored, or ``None``.
+        predictor_note: Why there are no predictions ("" when there are).
+    """
+
+    cameras: list[tuple[str, int]]
+    identities: list[tuple[str, int]]
+    attributes: list[tuple[str, str]]
+    records: list[Any]
+    predictor: int | None
+    predictor_note: str
+
+
+def filter_choices(ws: Any, interpreter: Any = None) -> FilterChoices:
+    """Cameras, identities and attributes for the gallery's filters (runs on a worker).
+
+    Args:
+        ws: The workspace.
+        interpreter: The interpreter's record, whose stored predictions the attribute filter can use.
+    """
     cameras = [(f"{c.name} ({c.crop_count})", c.id) for c in ws.cameras.list()]
     identities = list_identities(ws)
     names = [(f"{i.name} ({i.crop_count})", i.id) for i in identities]
-    attributes: list[tuple[str, str]] = []
+    labels: dict[str, str] = {}
+    for attribute in (interpreter.attribute_schema or {}).get("attributes", []) if interpreter else []:
+        labels[str(attribute["name"])] = str(attribute.get("label") or attribute["name"])
     labelled = next((i.attributes for i in identities if i.attributes and i.attributes.get("values")), None)
     if labelled:
-        labels: dict[str, str] = {}
+        known: dict[str, str] = {}
         try:
             from amd.schema import load_schema
 
             schema = load_schema(str(labelled.get("schema")))
-            labels = dict(zip(schema.names, schema.labels, strict=True))
+            known = dict(zip(schema.names, schema.labels, strict=True))
         except Exception:  # an unknown schema still filters, by raw names
-            labels = {}
-        attributes = [
-            (labels.get(n, n), n) for n in sorted(labelled["values"], key=lambda n: labels.get(n, n))
-        ]
-    return cameras, names, attributes, identities
+            known = {}
+        for name in labelled["values"]:
+            labels.setdefault(name, known.get(name, name))
+    attributes = sorted(((label, name) for name, label in labels.items()), key=lambda p: p[0].lower())
+    predictor, note = None, ""
+    if interpreter is None:
+        note = "no interpreter is registered in this workspace"
+    elif ws.embeddings.count(interpreter.id) == 0:
+        note = "no attribute predictions are stored yet: Query > Index the workspace now"
+    else:
+        predictor = interpreter.id
+    return FilterChoices(cameras, names, attributes, identities, predictor, note)
 
 
 def record_pair_verdict(
@@ -155,6 +193,8 @@ class MainWindow(QMainWindow):
 
         self._build_menus()
         self._connect()
+        # Before the layout is restored, so that the case dock gets its saved place.
+        self.case_panel = install_case_panel(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ construction
@@ -210,20 +250,33 @@ class MainWindow(QMainWindow):
         self._action(identity, "&Split the selection off...", self.split_selection)
         self._action(identity, "&Rename...", self.rename_identity)
         self._action(identity, "&Unlabel the selection", self.unlabel_selection)
+        self._action(identity, "&Delete the selected identities", self.delete_identities)
+        identity.addSeparator()
+        self.keep_empty_action = QAction("&Keep identities left without crops", self)
+        self.keep_empty_action.setCheckable(True)
+        self.keep_empty_action.setToolTip(
+            "Off: an identity that a merge, split or assignment empties is deleted with it (undo restores it)"
+        )
+        self.keep_empty_action.setChecked(self.settings.value("identities/keep_empty", False, type=bool))
+        self.keep_empty_action.toggled.connect(lambda on: self.settings.setValue("identities/keep_empty", on))
+        identity.addAction(self.keep_empty_action)
 
         view = bar.addMenu("&View")
         view.addAction(self.identity_dock.toggleViewAction())
         view.addAction(self.results_dock.toggleViewAction())
         self._action(view, "&Gallery", lambda: self.tabs.setCurrentWidget(self.gallery), "Ctrl+1")
         self._action(view, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+2")
+        training = bar.addMenu("&Training")
+        self._action(training, "&Training panel...", self.show_training_panel)
         self._rebuild_recent_menu()
 
     def _connect(self) -> None:
         view = self.gallery.view
         view.doubleClicked.connect(lambda index: self.search_crop(self.gallery_model.crop(index.row())))
         view.compare_requested.connect(self.compare_selected)
-        view.files_dropped.connect(self.import_paths)
+        view.files_dropped.connect(self.drop_paths)
         self.gallery_model.count_changed.connect(self._on_gallery_count_changed)
+        self.gallery_model.failed.connect(lambda msg: self.statusBar().showMessage(f"Gallery: {msg}", 10000))
         self.results.compare_requested.connect(self._on_results_compare_requested)
         self.results.query_dropped.connect(self._on_query_dropped)
         self.results.search_requested.connect(self._on_search_again)
@@ -236,6 +289,7 @@ class MainWindow(QMainWindow):
         self.identities.split_requested.connect(self.split_selection)
         self.identities.rename_requested.connect(self.rename_identity)
         self.identities.unlabel_requested.connect(self.unlabel_selection)
+        self.identities.delete_requested.connect(self.delete_identities)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -474,14 +528,14 @@ class MainWindow(QMainWindow):
         """Re-read cameras, identities and attributes for the filters and the identity list."""
         if self.bench is None:
             return
-        job = Job(filter_choices, self.bench.ws, name="lists")
+        job = Job(filter_choices, self.bench.ws, self.bench.models.interpreter, name="lists")
         job.signals.succeeded.connect(self._on_choices)
         self.io.start("choices", job)
 
-    def _on_choices(self, result: tuple[Any, Any, Any, Any]) -> None:
-        cameras, identities, attributes, records = result
-        self.gallery.set_choices(cameras, identities, attributes)
-        self.identities.set_identities(records)
+    def _on_choices(self, choices: FilterChoices) -> None:
+        self.gallery.set_choices(choices.cameras, choices.identities, choices.attributes)
+        self.gallery.set_predictor(choices.predictor, choices.predictor_note)
+        self.identities.set_identities(choices.records)
 
     def _on_gallery_count_changed(self, count: int) -> None:
         flt = self.gallery_model.filter
@@ -553,6 +607,49 @@ class MainWindow(QMainWindow):
         self.last_import_box = show_message(
             self, "Import", "\n".join(lines) + f"\n({summary.seconds:.1f} s)", details
         )
+
+    # ------------------------------------------------------------------ video
+
+    def drop_paths(self, paths: list[str]) -> None:
+        """Files dropped on the gallery: videos are tracked and filed, images and folders imported."""
+        videos, others = video_ingest.split_drop(paths)
+        if others:
+            self.import_paths(others)
+        if videos:
+            self.ingest_video_files(videos)
+
+    def ingest_video_files(self, paths: list[str]) -> Job | None:
+        """Ask for the camera, then detect, track and file the people of ``paths`` on a worker."""
+        if self.bench is None:
+            show_error(self, "Ingest video", "Open or create a workspace first (File menu).")
+            return None
+        if self.runner.running(video_ingest.JOB_KEY) is not None:
+            show_error(self, "Ingest video", "A video is being filed: wait for it, or cancel it first.")
+            return None
+        cameras = [c.name for c in self.bench.ws.cameras.list()]
+        camera = video_ingest.ask_camera(self, paths, cameras)
+        if camera is None:
+            return None
+        job = video_ingest.start_video_ingest(self.runner, self.bench.root, paths, camera)
+        job.signals.succeeded.connect(guarded(self, self._on_videos_ingested))
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Video not filed", msg)))
+        job.signals.finished.connect(guarded(self, lambda: self._on_videos_finished(job)))
+        self.progress.track(job, f"filing {Path(paths[0]).name}")
+        return job
+
+    def _on_videos_finished(self, job: Job) -> None:
+        # Also after a cancel, which sends no summary: the tracks that ended are filed.
+        self.gallery_model.set_filter(self.gallery.current_filter())
+        self.reload_choices()
+        if job.cancelled:
+            self.statusBar().showMessage(
+                "video stopped: the tracks found so far are filed; drop it again to resume", 10000
+            )
+
+    def _on_videos_ingested(self, summaries: list[Any]) -> None:
+        text = video_ingest.summary_text(summaries)
+        self.statusBar().showMessage(text.splitlines()[0] if text else "no video filed", 8000)
+        self.last_video_box = show_message(self, "Ingest video", text)
 
     # ------------------------------------------------------------------ search
 
@@ -631,6 +728,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"indexed {summary.computed} crops in {summary.seconds:.1f} s{cancelled}", 8000
         )
+        # The attribute predictions stored with the index make the "predicted" filter available.
+        self.reload_choices()
 
     def _cancel_current_job(self) -> None:
         job = self.progress.current()
@@ -662,6 +761,8 @@ class MainWindow(QMainWindow):
         self.compare_paths(self._path(query) if kind == "crop" else query, self._path(crop))
 
     def _on_verdict_changed(self, verdict: str, notes: str) -> None:
+        if self.case_panel.record_item_verdict(self.compare, verdict, notes):
+            return  # the comparison is an open case item: the verdict is that item's
         a, b = self.compare.paths
         if self.bench is None or not (a and b):
             return
@@ -691,7 +792,9 @@ class MainWindow(QMainWindow):
         dialog.setCancelButtonText("Not now")
         dialog.textValueSelected.connect(
             lambda name: (
-                self.undo_stack.push(AssignCommand(self.writer, [crop_a.id, crop_b.id], name.strip()))
+                self.undo_stack.push(
+                    AssignCommand(self.writer, [crop_a.id, crop_b.id], name.strip(), self._keep_empty())
+                )
                 if name.strip()
                 else None
             )
@@ -701,15 +804,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _on_add_to_case_requested(self) -> None:
-        a, b = self.compare.paths
-        if self.bench is None or not (a and b):
-            show_error(self, "Add to case", "Compare two crops first.")
-            return
-        self.writer.submit(
-            record_pair_verdict, self.bench, a, b, self.compare.verdict(), self.compare.notes.toPlainText(),
-            self.compare.explanation,
-            on_done=lambda r: self.statusBar().showMessage(f"pair added to the case '{wb.UNFILED_CASE}'", 6000),
-        )  # fmt: skip
+        self.case_panel.add_pair(self.compare)
 
     # ------------------------------------------------------------------ identities
 
@@ -737,7 +832,7 @@ class MainWindow(QMainWindow):
         if name is None:
             return
         if ids:
-            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+            self.undo_stack.push(AssignCommand(self.writer, ids, name, self._keep_empty()))
         else:
             self.writer.submit(wb.identity_named, name)
 
@@ -752,7 +847,7 @@ class MainWindow(QMainWindow):
             "Assign", f"Put {len(ids)} crop(s) under:", "", options or [self._next_person_name()]
         )
         if name:
-            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+            self.undo_stack.push(AssignCommand(self.writer, ids, name, self._keep_empty()))
 
     def split_selection(self) -> None:
         ids = self._selected_crop_ids()
@@ -763,7 +858,7 @@ class MainWindow(QMainWindow):
             "Split", f"Move {len(ids)} crop(s) to the new identity:", self._next_person_name()
         )
         if name:
-            self.undo_stack.push(AssignCommand(self.writer, ids, name))
+            self.undo_stack.push(AssignCommand(self.writer, ids, name, self._keep_empty()))
 
     def merge_identities(self) -> None:
         chosen = self.identities.selected()
@@ -774,7 +869,7 @@ class MainWindow(QMainWindow):
             return
         self.undo_stack.beginMacro(f"merge into {chosen[0].name}")
         for other in chosen[1:]:
-            self.undo_stack.push(MergeCommand(self.writer, other, chosen[0]))
+            self.undo_stack.push(MergeCommand(self.writer, other, chosen[0], self._keep_empty()))
         self.undo_stack.endMacro()
 
     def rename_identity(self) -> None:
@@ -789,7 +884,23 @@ class MainWindow(QMainWindow):
     def unlabel_selection(self) -> None:
         ids = self._selected_crop_ids()
         if ids:
-            self.undo_stack.push(AssignCommand(self.writer, ids, None))
+            self.undo_stack.push(AssignCommand(self.writer, ids, None, self._keep_empty()))
+
+    def delete_identities(self) -> None:
+        """Delete the identities selected in the list; their crops become unlabelled (Edit > Undo restores)."""
+        chosen = self.identities.selected()
+        if not chosen:
+            self.statusBar().showMessage("select the identities to delete in the list first", 5000)
+            return
+        crops = sum(i.crop_count or 0 for i in chosen)
+        self.undo_stack.push(DeleteCommand(self.writer, chosen))
+        what = chosen[0].name if len(chosen) == 1 else f"{len(chosen)} identities"
+        self.statusBar().showMessage(
+            f"deleted {what}; {crops} crop{'s' * (crops != 1)} unlabelled (Edit > Undo restores)", 8000
+        )
+
+    def _keep_empty(self) -> bool:
+        return self.keep_empty_action.isChecked()
 
     def _on_identity_activated(self, identity_id: int) -> None:
         self.tabs.setCurrentWidget(self.gallery)
@@ -800,6 +911,12 @@ class MainWindow(QMainWindow):
         self.reload_choices()
 
     # ------------------------------------------------------------------ errors and closing
+
+    def show_training_panel(self) -> None:
+        from gui.training import show_training_window
+
+        root = self.bench.root if self.bench is not None else None
+        self.training_window = show_training_window(self, getattr(self, "training_window", None), root)
 
     def _on_job_failed(self, title: str, message: str) -> None:
         self.statusBar().showMessage(f"{title}: {message}", 10000)

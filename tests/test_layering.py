@@ -16,6 +16,7 @@ FORBIDDEN = {
     "amd": QT | {"sqlalchemy", "alembic", "db", "cli"},
     "db": QT | {"torch", "torchvision", "amd", "cli"},
     "cli": {"PySide6", "shiboken6", "pyqtgraph"},
+    "cases": QT | {"cli"},
 }
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 #: The newest revision. Opening a workspace compares the database's revision with this constant
 #: first, so that an up-to-date workspace opens without loading Alembic at all.
-HEAD = "0001"
+HEAD = "0003"
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
