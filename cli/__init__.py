@@ -18,8 +18,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.evaluate",
     "cli.explain",
     "cli.ingest",
+    "cli.ingest_video",
     "cli.index",
     "cli.search",
     "cli.audit",
+    "cli.case",
     "cli.demo",
+    "cli.import_model",
+    "cli.export_onnx",
 )

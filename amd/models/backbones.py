@@ -120,7 +120,7 @@ def next_stage(name: str) -> str:
 
 
 class ResNetBackbone(Backbone):
-    """torchvision ResNet without its pooling and classifier, with last stride 1."""
+    """torchvision ResNet without its pooling and classifier, with last stride 1 (2 for ``-s32`` variants)."""
 
     def map_pretrained_key(self, key: str) -> str | None:
         head = key.split(".", 1)[0]
@@ -131,12 +131,22 @@ class ResNetBackbone(Backbone):
         return None
 
 
-def _resnet(name: str, factory: Callable[[], torchvision.models.ResNet]) -> ResNetBackbone:
+def _resnet(
+    name: str,
+    factory: Callable[[], torchvision.models.ResNet],
+    last_stride: int = 1,
+    ceil_stem_pool: bool = False,
+) -> ResNetBackbone:
     net = factory()
     block = net.layer4[0]
-    # torchvision puts the stride of a Bottleneck on conv2 (ResNet v1.5) and of a BasicBlock on conv1.
-    for conv in (block.conv1, block.conv2, block.downsample[0]):
-        conv.stride = (1, 1)
+    if last_stride == 1:
+        # torchvision puts the stride of a Bottleneck on conv2 (ResNet v1.5) and of a BasicBlock on conv1.
+        for conv in (block.conv1, block.conv2, block.downsample[0]):
+            conv.stride = (1, 1)
+    if ceil_stem_pool:
+        # fast-reid's stem pools 3x3 with stride 2, no padding and ceil mode: the same output size as
+        # torchvision's padded pooling for even sizes, but windows shifted by one pixel.
+        net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
     stem = nn.Sequential(OrderedDict(conv1=net.conv1, bn1=net.bn1, relu=net.relu, maxpool=net.maxpool))
     stages = OrderedDict(
         stem=stem, layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4
@@ -224,6 +234,21 @@ _REGISTRY: dict[str, tuple[Callable[[], Backbone], str]] = {
 }
 
 BACKBONES: tuple[str, ...] = tuple(_REGISTRY)
+
+# Layout variants of the ResNets that checkpoints imported from other ReID code bases need
+# (:mod:`amd.interop`): ``-s32`` keeps the last stride 2 (total stride 32, torchreid's ``resnet50``),
+# ``-fastreid`` uses fast-reid's stem pooling. They build like any backbone (so that a saved model
+# reloads) but are not offered for training from ImageNet weights.
+for _depth in ("resnet18", "resnet34", "resnet50", "resnet101"):
+    _factory = getattr(torchvision.models, _depth)
+    for _suffix, _stride, _ceil in (("-s32", 2, False), ("-fastreid", 1, True), ("-fastreid-s32", 2, True)):
+        _REGISTRY[_depth + _suffix] = (
+            lambda n=_depth + _suffix, f=_factory, s=_stride, c=_ceil: _resnet(n, f, s, c),
+            _depth,
+        )
+
+#: Every name :func:`build_backbone` accepts: :data:`BACKBONES` and the import variants.
+ALL_BACKBONES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def build_backbone(name: str, pretrained_path: str | Path | None = None) -> Backbone:

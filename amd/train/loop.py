@@ -9,6 +9,10 @@ Reproducibility: at the start of every epoch the loop seeds Python, numpy and to
 epoch boundary is therefore its weights, its optimiser state and the epoch number, all of which the
 checkpoint holds, so a run resumed from an epoch checkpoint on the CPU ends with the same weights as
 one that was never interrupted.
+
+Distributed runs (:mod:`amd.train.distributed`): every rank runs the steps; the hooks (writers,
+evaluation, checkpoints) run on rank 0 only, and a stop that a hook requests there is shared with all
+ranks after the step, so that they leave the loop together.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from amd.errors import AmdError
+from amd.train import distributed
 
 
 class TrainingError(AmdError):
@@ -129,12 +134,13 @@ class Trainer:
         except TypeError:
             n = 0
         self.state = TrainState(max_epochs=max_epochs, iters_per_epoch=n)
+        self.dist = distributed.current()
 
     # -- checkpoint state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Weights, optimiser, scheduler and counters: everything needed to resume at an epoch boundary."""
         out: dict[str, Any] = {
-            "model": self.model.state_dict(),
+            "model": distributed.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.state.epoch,
             "iteration": self.state.iteration,
@@ -147,7 +153,7 @@ class Trainer:
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        distributed.unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -163,6 +169,8 @@ class Trainer:
         self.state.stop_reason = reason
 
     def _call(self, name: str, *args: Any) -> None:
+        if not self.dist.is_main:
+            return
         for hook in self.hooks:
             getattr(hook, name)(self, *args)
 
@@ -181,6 +189,8 @@ class Trainer:
                 result = self._step(batch)
                 st.iteration += 1
                 self._call("after_step", result)
+                if self.dist.enabled:
+                    st.stop_requested = distributed.any_rank(st.stop_requested)
                 if st.stop_requested:
                     break
             if st.stop_requested:

@@ -13,6 +13,7 @@ from amd.errors import AmdError
 from amd.evaluate import retrieval_metrics
 from amd.losses import batch_hard_triplet_loss, circle_softmax_loss, cross_entropy_label_smoothing
 from amd.models import build_target, save_target
+from amd.train import distributed
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import TargetTrainConfig, config_to_dict
 from amd.train.loop import Trainer, warmup_constant
@@ -36,15 +37,19 @@ def train_target(
     """
     if cfg.classifier not in ("linear", "cosine"):
         raise AmdError(f"classifier must be 'linear' or 'cosine', got {cfg.classifier!r}")
-    device = resolve_device(cfg.device)
+    # Under torchrun each process joins the group and takes its own GPU; alone, nothing changes.
+    ctx, device = distributed.from_environment(resolve_device(cfg.device))
     ds = dataset or load_dataset(cfg.data, cfg.format, require_attributes=False)
     if not ds.train:
         raise AmdError(f"{cfg.data}: no training images")
     loader, label_map = train_loader(ds.train, cfg.size, cfg.p, cfg.k, cfg.seed, cfg.workers)
+    if ctx.enabled:
+        loader.batch_sampler.shard(ctx.rank, ctx.world_size)
     torch.manual_seed(cfg.seed)
     model = build_target(cfg.arch, num_classes=len(label_map), classifier=cfg.classifier,
                          pretrained_path=cfg.pretrained).to(device)  # fmt: skip
     model = model.to(memory_format=torch.channels_last)
+    net = distributed.wrap(model, ctx, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
@@ -55,7 +60,7 @@ def train_target(
         images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         labels = batch["label"].to(device, non_blocking=True)
         with torch.autocast(device_type=device.type, enabled=use_amp):
-            out = model(images)
+            out = net(images)
         if cfg.classifier == "linear":
             id_loss = cross_entropy_label_smoothing(out.logits, labels, cfg.label_smoothing)
         else:
@@ -75,11 +80,15 @@ def train_target(
         finally:
             model.train()
 
-    trainer = Trainer(model, optimizer, loader, step, cfg.epochs, scheduler, seed=cfg.seed, scaler=scaler)
+    trainer = Trainer(net, optimizer, loader, step, cfg.epochs, scheduler, seed=cfg.seed, scaler=scaler)
     can_eval = bool(ds.query and ds.gallery)
 
     def save(metrics: dict[str, float]) -> None:
+        if not ctx.is_main:
+            return
         save_target(cfg.out, model.eval(), cfg.size, schema=ds.schema, config=config_to_dict(cfg), metrics=metrics,
                     extra={"epochs": trainer.state.epoch, "identities": len(label_map)})  # fmt: skip
 
-    return drive(trainer, cfg, evaluate if can_eval else None, save, on_event, should_stop, console)
+    return drive(
+        trainer, cfg, evaluate if can_eval else None, save, on_event, should_stop, console and ctx.is_main
+    )

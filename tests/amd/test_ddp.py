@@ -1,0 +1,139 @@
+"""Distributed training on the CPU: two gloo processes give the weights of one process with the same
+effective batch, and the distributed P x K sampler splits each epoch into disjoint shares."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from amd.data.sampler import PKSampler
+from amd.train.loop import HookBase, Trainer
+
+P, K, WORLD, EPOCHS = 2, 3, 2, 3
+IDENTITIES, PER_ID, DIM = 12, 5, 16
+
+
+class Points(Dataset):
+    """IDENTITIES clusters of PER_ID points in DIM dimensions; each item is a dict like the image datasets'."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        centres = torch.randn(IDENTITIES, DIM, generator=g) * 2
+        self.labels = torch.arange(IDENTITIES).repeat_interleave(PER_ID)
+        self.x = centres[self.labels] + torch.randn(len(self.labels), DIM, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"image": self.x[i], "label": self.labels[i]}
+
+
+class StopAt(HookBase):
+    """Requests a stop on rank 0 only: every rank must leave the loop at the same step."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_step(self, trainer: Trainer, result) -> None:
+        if result.iteration + 1 >= self.step:
+            trainer.request_stop("max steps")
+
+
+class Losses(HookBase):
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def after_step(self, trainer: Trainer, result) -> None:
+        self.values.append(result.losses["total"])
+
+
+def _train(
+    p: int, rank: int, world: int, stop_at: int | None = None
+) -> tuple[dict[str, torch.Tensor], list[float], int]:
+    ds = Points()
+    sampler = PKSampler(ds.labels.tolist(), p, K, seed=7, rank=rank, world_size=world)
+    loader = DataLoader(ds, batch_sampler=sampler)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(DIM, 32), nn.ReLU(), nn.Linear(32, IDENTITIES))
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(batch):
+        logits = net(batch["image"])
+        loss = F.cross_entropy(logits, batch["label"])
+        return loss, {"ce": loss}, len(batch["label"])
+
+    losses = Losses()
+    hooks: list[HookBase] = [losses] + ([StopAt(stop_at)] if stop_at else [])
+    trainer = Trainer(net, optimizer, loader, step, EPOCHS, hooks=hooks, seed=3)
+    state = trainer.train()
+    weights = {k: v.detach().clone() for k, v in trainer.state_dict()["model"].items()}
+    return weights, losses.values, state.iteration
+
+
+def _worker(rank: int, world: int, port: int, out: str, stop_at: int | None) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        weights, losses, iterations = _train(P, rank, world, stop_at)
+        torch.save({"weights": weights, "losses": losses, "iterations": iterations}, f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(tmp_path: Path, stop_at: int | None = None) -> list[dict]:
+    mp.spawn(_worker, args=(WORLD, _free_port(), str(tmp_path), stop_at), nprocs=WORLD, join=True)
+    return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+def test_distributed_sampler_splits_each_epoch_into_disjoint_shares() -> None:
+    pids = Points().labels.tolist()
+    whole = PKSampler(pids, P * WORLD, K, seed=7)
+    ranks = [PKSampler(pids, P, K, seed=7, rank=r, world_size=WORLD) for r in range(WORLD)]
+    for epoch in (0, 1):
+        for s in (whole, *ranks):
+            s.set_epoch(epoch)
+        shares = [list(s) for s in ranks]
+        assert [len(b) for b in shares] == [len(whole)] * WORLD == [IDENTITIES // (P * WORLD)] * WORLD
+        for step, batch in enumerate(whole):
+            parts = [shares[r][step] for r in range(WORLD)]
+            # The ranks' batches of one step are the single process's batch, in rank order ...
+            assert sum(parts, []) == batch
+            # ... and they hold different identities.
+            ids = [{pids[i] for i in part} for part in parts]
+            assert len(ids[0] & ids[1]) == 0 and all(len(s) == P for s in ids)
+    assert len(np.unique([pids[i] for b in shares[0] for i in b])) == P * len(shares[0])
+
+
+def test_two_gloo_processes_equal_one_process_with_the_same_effective_batch(tmp_path: Path) -> None:
+    single, single_losses, single_iters = _train(P * WORLD, 0, 1)
+    results = _spawn(tmp_path)
+    assert single_iters == EPOCHS * (IDENTITIES // (P * WORLD))
+    for r in results:
+        assert r["iterations"] == single_iters
+        for key, value in single.items():
+            assert torch.allclose(r["weights"][key], value, atol=1e-5), key
+    # The hooks (writers, checkpoints) ran on rank 0 only.
+    assert len(results[0]["losses"]) == single_iters and results[1]["losses"] == []
+    assert single_losses[-1] < single_losses[0]
+
+
+def test_a_stop_on_rank_zero_stops_every_rank(tmp_path: Path) -> None:
+    results = _spawn(tmp_path, stop_at=4)
+    assert [r["iterations"] for r in results] == [4, 4]
