@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from db.errors import NotFoundError, StoreError
 from db.records import CaseItemInfo, CropInfo, IdentityInfo, ModelInfo
@@ -127,14 +127,29 @@ def register_models(ws: Workspace, target_path: str | Path, interpreter_path: st
     return ModelPair(target, interpreter)
 
 
-def find_models(ws: Workspace) -> ModelPair:
-    """The newest registered target whose file is present, with an interpreter bound to it.
+def find_models(ws: Workspace, prefer: tuple[str, str | None] | None = None) -> ModelPair:
+    """The models to work with: the preferred pair when it is still usable, else the newest.
 
-    An interpreter belongs to a target when its checkpoint names the target file's hash. Reads the
-    interpreter checkpoints' metadata (small), not their weights.
+    The newest is the newest registered target whose file is present, with the newest interpreter bound
+    to it. An interpreter belongs to a target when its checkpoint names the target file's hash.
+
+    Args:
+        ws: The workspace.
+        prefer: The file hashes of a target and its interpreter chosen before (see :func:`select_models`);
+            ignored when the target is gone. An interpreter that is gone (or ``None``) is replaced by the
+            newest one bound to the target.
     """
     from amd.models import read_info
 
+    if prefer is not None and prefer[0]:
+        try:
+            return select_models(ws, prefer[0], prefer[1])
+        except StoreError:
+            if prefer[1] is not None:
+                try:
+                    return select_models(ws, prefer[0], None, bind_newest=True)
+                except StoreError:
+                    pass
     targets = [m for m in reversed(ws.models.list("target")) if m.file_path and Path(m.file_path).is_file()]
     if not targets:
         known = ws.models.list("target")
@@ -154,6 +169,193 @@ def find_models(ws: Workspace) -> ModelPair:
             except Exception:  # an unreadable interpreter file is skipped, the others may do
                 continue
     return ModelPair(targets[0], None, f"no interpreter for {targets[0].name!r} is registered")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A target with one of its interpreters (or none), as the model chooser lists them.
+
+    Attributes:
+        target: The registered target.
+        interpreter: An interpreter bound to it, or ``None`` (the row of a target without one).
+        input_size: (H, W) the target was trained at, or ``None`` when its file cannot be read.
+        indexed: Crops whose target vectors are stored.
+        predicted: Crops whose attribute predictions by ``interpreter`` are stored.
+        problem: Why the pair cannot be used ("" when it can).
+    """
+
+    target: ModelInfo
+    interpreter: ModelInfo | None
+    input_size: tuple[int, int] | None
+    indexed: int
+    predicted: int
+    problem: str = ""
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """The file hashes that name the pair (see :func:`select_models`)."""
+        return self.target.file_hash, self.interpreter.file_hash if self.interpreter else None
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
+
+
+_INFO_CACHE: dict[tuple[str, int, int], Any] = {}
+_INFO_LOCK = threading.Lock()
+
+
+def _checkpoint_info(path: str) -> Any:
+    """A checkpoint's metadata, read once per file version (reading it loads the whole file)."""
+    from amd.models import read_info
+
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    with _INFO_LOCK:
+        if key in _INFO_CACHE:
+            return _INFO_CACHE[key]
+    info = read_info(path)
+    with _INFO_LOCK:
+        _INFO_CACHE[key] = info
+    return info
+
+
+def _present(model: ModelInfo) -> bool:
+    return bool(model.file_path) and Path(str(model.file_path)).is_file()
+
+
+def model_choices(ws: Workspace) -> list[ModelChoice]:
+    """Every registered target with each interpreter bound to it, newest target first.
+
+    A target without a usable interpreter gets one row with ``interpreter=None``. Reads the checkpoints'
+    metadata (once per file), so it belongs on a worker.
+    """
+    bound: dict[str, list[ModelInfo]] = {}
+    for interp in reversed(ws.models.list("interpreter")):
+        if not _present(interp):
+            continue
+        try:
+            target_hash = _checkpoint_info(str(interp.file_path)).target_sha256
+        except Exception:  # an unreadable interpreter file cannot be offered
+            continue
+        bound.setdefault(str(target_hash), []).append(interp)
+    choices: list[ModelChoice] = []
+    for target in reversed(ws.models.list("target")):
+        indexed = ws.embeddings.count(target.id)
+        size, problem = None, ""
+        if not _present(target):
+            problem = f"the model file is missing ({target.file_path})"
+        else:
+            try:
+                size = tuple(_checkpoint_info(str(target.file_path)).input_size)
+            except Exception as exc:  # the reason is shown in the row
+                problem = str(exc)
+        interps = bound.get(target.file_hash, []) if not problem else []
+        for interp in interps:
+            choices.append(
+                ModelChoice(target, interp, size, indexed, ws.embeddings.count(interp.id), problem)
+            )
+        if not interps:
+            choices.append(ModelChoice(target, None, size, indexed, 0, problem))
+    return choices
+
+
+def select_models(
+    ws: Workspace, target_hash: str, interpreter_hash: str | None, bind_newest: bool = False
+) -> ModelPair:
+    """The registered target and interpreter with these file hashes, checked to be usable together.
+
+    Args:
+        ws: The workspace.
+        target_hash: SHA-256 of the target's file.
+        interpreter_hash: SHA-256 of the interpreter's file, or ``None`` for the target alone.
+        bind_newest: With ``interpreter_hash=None``, take the newest interpreter bound to the target.
+
+    Raises:
+        StoreError: A model is not registered, its file is missing, or the interpreter was distilled from
+            another target.
+    """
+    by_hash = {m.file_hash: m for m in ws.models.list()}
+    target = by_hash.get(target_hash)
+    if target is None or target.kind != "target":
+        raise StoreError(
+            f"no target model with SHA-256 {target_hash[:12]}... is registered in this workspace"
+        )
+    if not _present(target):
+        raise StoreError(f"the model file of {target.name!r} is missing ({target.file_path})")
+    if interpreter_hash is None:
+        if bind_newest:
+            for choice in model_choices(ws):
+                if choice.target.id == target.id and choice.interpreter is not None:
+                    return ModelPair(target, choice.interpreter)
+        return ModelPair(target, None, f"no interpreter for {target.name!r} is chosen")
+    interpreter = by_hash.get(interpreter_hash)
+    if interpreter is None or interpreter.kind != "interpreter":
+        raise StoreError(
+            f"no interpreter with SHA-256 {interpreter_hash[:12]}... is registered in this workspace"
+        )
+    if not _present(interpreter):
+        raise StoreError(f"the model file of {interpreter.name!r} is missing ({interpreter.file_path})")
+    try:
+        belongs = _checkpoint_info(str(interpreter.file_path)).target_sha256 == target.file_hash
+    except Exception as exc:
+        raise StoreError(f"{interpreter.file_path}: {exc}") from None
+    if not belongs:
+        raise StoreError(f"{interpreter.name!r} was distilled from another target model than {target.name!r}")
+    return ModelPair(target, interpreter)
+
+
+def pair_for_model(ws: Workspace, model: ModelInfo) -> ModelPair:
+    """The pair to use for a newly registered model: a target with its newest interpreter, or an
+    interpreter with the target it was distilled from.
+
+    Raises:
+        StoreError: See :func:`select_models`.
+    """
+    if model.kind == "target":
+        return select_models(ws, model.file_hash, None, bind_newest=True)
+    if not _present(model):
+        raise StoreError(f"the model file of {model.name!r} is missing ({model.file_path})")
+    try:
+        target_hash = _checkpoint_info(str(model.file_path)).target_sha256
+    except Exception as exc:
+        raise StoreError(f"{model.file_path}: {exc}") from None
+    return select_models(ws, str(target_hash), model.file_hash)
+
+
+def import_models(
+    ws: Workspace, target_path: str | Path | None, interpreter_path: str | Path | None = None
+) -> ModelPair:
+    """Check model files completely, then register them (nothing is registered when one is refused).
+
+    Both files are loaded on the CPU, so that a file whose weights do not fit its declared architecture
+    is refused now rather than at the first search. Without ``target_path``, the interpreter's target
+    must be registered already.
+
+    Raises:
+        amd.errors.AmdError: A file is refused; the engine's message says why.
+        StoreError: No file is given, or the interpreter's target is not registered.
+    """
+    from amd.models import load_interpreter, load_target, read_info
+
+    if not target_path and not interpreter_path:
+        raise StoreError("choose a target model file (and optionally its interpreter)")
+    if not target_path:
+        iinfo = read_info(str(interpreter_path))
+        known = [m for m in ws.models.list("target") if m.file_hash == iinfo.target_sha256 and _present(m)]
+        if iinfo.kind != "interpreter" or not known:
+            if iinfo.kind != "interpreter":
+                raise StoreError(f"{interpreter_path} is a {iinfo.kind} model: choose it as the target")
+            raise StoreError(
+                f"{interpreter_path} was distilled from a target model that is not registered in this "
+                "workspace: choose that target file too"
+            )
+        target_path = str(known[-1].file_path)
+    target, info = load_target(target_path)
+    if interpreter_path:
+        load_interpreter(interpreter_path, target, info.sha256)
+    del target
+    return register_models(ws, target_path, interpreter_path or None)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -206,11 +408,17 @@ class Workbench:
         self._threshold: tuple[float | None, str] | None = None
 
     @classmethod
-    def open(cls, root: str | Path, create: bool = False, device: str | None = None) -> Workbench:
-        """Open the workspace in ``root`` and find its models."""
+    def open(
+        cls,
+        root: str | Path,
+        create: bool = False,
+        device: str | None = None,
+        prefer: tuple[str, str | None] | None = None,
+    ) -> Workbench:
+        """Open the workspace in ``root`` and find its models (``prefer``: see :func:`find_models`)."""
         ws = Workspace.open(root, create=create)
         try:
-            return cls(ws, find_models(ws), device)
+            return cls(ws, find_models(ws, prefer), device)
         except BaseException:
             ws.close()
             raise
@@ -265,6 +473,32 @@ class Workbench:
             self.embedder()
         if self.models.interpreter is not None:
             self.explainer()
+        return self.device
+
+    def use_models(self, models: ModelPair) -> str:
+        """Work with other models from now on; returns the device.
+
+        The new models are loaded before they replace the old ones, so that a job running meanwhile
+        finishes with the models it started with and a refused file leaves everything as it was.
+
+        Raises:
+            amd.errors.AmdError: A model file cannot be loaded.
+        """
+        embedder = explainer = None
+        if models.target is not None:
+            from amd.embedding import load_embedder
+
+            embedder = load_embedder(models.target.file_path, device=self.device)
+            if models.interpreter is not None:
+                from amd.explain import Explainer
+
+                explainer = Explainer.from_files(
+                    models.target.file_path, models.interpreter.file_path, device=self.device
+                )
+        with self._lock:
+            self.models = models
+            self._embedder, self._explainer = embedder, explainer
+            self._threshold = None
         return self.device
 
     def explain(self, path_a: str, path_b: str) -> Explanation:

@@ -317,6 +317,9 @@ class CasePanelWidget(QWidget):
         case_imported(object): a case file was imported (the new ``CaseInfo``).
         case_verified(object): a case file was checked (``cases.archive.VerifyReport``).
         report_exported(str): a report was written to this path.
+        item_verdict_saved(str, object, object, object): a verdict given on an open case item was saved:
+            the verdict word, the item, and its query and gallery crops (for the offer after a Match).
+        notes_saved(object): the notes typed on an open case item were saved (the ``CaseItemInfo``).
     """
 
     item_opened = Signal(object)
@@ -327,6 +330,11 @@ class CasePanelWidget(QWidget):
     case_imported = Signal(object)
     case_verified = Signal(object)
     report_exported = Signal(str)
+    item_verdict_saved = Signal(str, object, object, object)
+    notes_saved = Signal(object)
+
+    #: Notes typed on an open case item are saved this long after the last keystroke.
+    NOTES_DELAY_MS = 800
 
     def __init__(
         self,
@@ -441,6 +449,13 @@ class CasePanelWidget(QWidget):
         self._reload_timer.setSingleShot(True)
         self._reload_timer.setInterval(150)
         self._reload_timer.timeout.connect(self.reload)
+        # Notes typed on an open case item: one save per pause in the typing.
+        self.compare: Any = None
+        self._notes_saved: tuple[int, str] | None = None
+        self._notes_timer = QTimer(self)
+        self._notes_timer.setSingleShot(True)
+        self._notes_timer.setInterval(self.NOTES_DELAY_MS)
+        self._notes_timer.timeout.connect(self.flush_notes)
         self._update_buttons()
 
     # -- construction helpers ----------------------------------------------------------------------------
@@ -865,20 +880,78 @@ class CasePanelWidget(QWidget):
         return self.writer.submit(file, on_done=done)
 
     def record_item_verdict(self, compare: Any, verdict: str | None, notes: str) -> bool:
-        """Save a verdict given on an open case item to that item; False when no item is open."""
+        """Save a verdict given on an open case item to that item; False when no item is open.
+
+        :attr:`item_verdict_saved` follows, with both crops' records.
+        """
         item = compare.case_item
         if item is None:
             return False
-        self.writer.submit(
-            case_ops.set_item_verdict,
-            item.id,
-            verdict,
-            notes,
-            on_done=lambda i: self.message.emit(
-                f"verdict saved with item {i.position + 1} of '{compare.case_title}'"
-            ),
-        )
+        self._notes_timer.stop()
+        self._notes_saved = (item.id, notes)
+        title = compare.case_title
+
+        def save(ws: Any) -> tuple[Any, Any, Any]:
+            saved = case_ops.set_item_verdict(ws, item.id, verdict, notes)
+            query, gallery = ws.crops.get_many([saved.query_crop_id, saved.gallery_crop_id])
+            return saved, query, gallery
+
+        def done(result: tuple[Any, Any, Any]) -> None:
+            saved, query, gallery = result
+            self.message.emit(f"verdict saved with item {saved.position + 1} of '{title}'")
+            self.item_verdict_saved.emit(verdict or "", saved, query, gallery)
+
+        self.writer.submit(save, on_done=done)
         return True
+
+    # -- notes of an open item ------------------------------------------------------------------------------------
+    def watch_notes(self, compare: Any) -> None:
+        """Save what is typed in ``compare``'s notes while a case item is open there.
+
+        A save follows :attr:`NOTES_DELAY_MS` after the last keystroke, and at once when the item is left
+        (another pair or item shown, the workspace changed, the window closed: :meth:`flush_notes`).
+        """
+        self.compare = compare
+        compare.notes.textChanged.connect(self._on_notes_edited)
+        compare.item_closed.connect(self._on_item_closed)
+
+    def _saved_notes(self, item: Any) -> str:
+        if self._notes_saved is not None and self._notes_saved[0] == item.id:
+            return self._notes_saved[1]
+        return item.notes or ""
+
+    def _on_notes_edited(self) -> None:
+        item = self.compare.case_item if self.compare is not None else None
+        if item is None or self.compare.notes.toPlainText() == self._saved_notes(item):
+            # Not an item, or the text shown when it was opened (setPlainText also reports a change).
+            self._notes_timer.stop()
+            return
+        self._notes_timer.start()
+
+    def flush_notes(self) -> Job | None:
+        """Save the open item's notes now when they differ from what was stored."""
+        self._notes_timer.stop()
+        item = self.compare.case_item if self.compare is not None else None
+        if item is None:
+            return None
+        return self._save_notes(item, self.compare.verdict(), self.compare.notes.toPlainText())
+
+    def _on_item_closed(self, item: Any, verdict: str | None, notes: str) -> None:
+        self._notes_timer.stop()
+        self._save_notes(item, verdict, notes)
+        self._notes_saved = None  # the next item starts from its own stored notes
+
+    def _save_notes(self, item: Any, verdict: str | None, notes: str) -> Job | None:
+        if self.ws() is None or notes == self._saved_notes(item):
+            return None
+        self._notes_saved = (item.id, notes)
+
+        def done(saved: Any) -> None:
+            self.message.emit(f"notes saved with item {saved.position + 1}")
+            self.notes_saved.emit(saved)
+
+        # The verdict shown is the item's (each change of it is saved at once), so it is kept as it is.
+        return self.writer.submit(case_ops.set_item_verdict, item.id, verdict, notes, on_done=done)
 
     # -- dialogs ----------------------------------------------------------------------------------------------------
     def _open_dialog(self, dialog: QDialog) -> QDialog:
@@ -927,6 +1000,7 @@ def install_case_panel(window: Any) -> CasePanelWidget:
     window.cases_dock = dock
     compare = window.compare
     compare.bind_store(window.undo_stack, window.writer.submit)
+    panel.watch_notes(compare)
 
     def show_item(opened: Any) -> None:
         window.tabs.setCurrentWidget(compare)

@@ -67,11 +67,14 @@ class CompareWidget(QWidget):
         explained(explanation): a new explanation is on screen.
         verdict_changed(verdict, notes): the analyst set a verdict.
         add_to_case_requested(): the analyst wants this comparison in a case.
+        item_closed(item, verdict, notes): the case item on screen is being left, with the verdict
+            (``None`` when none) and the notes shown for it at that moment.
     """
 
     explained = Signal(object)
     verdict_changed = Signal(str, str)
     add_to_case_requested = Signal()
+    item_closed = Signal(object, object, str)
 
     def __init__(
         self,
@@ -285,6 +288,8 @@ class CompareWidget(QWidget):
 
     def close_item(self) -> None:
         """The comparison is no longer a case item (its shapes leave the crops)."""
+        if self.case_item is not None:
+            self.item_closed.emit(self.case_item, self.verdict(), self.notes.toPlainText())
         self.case_item, self.case_title = None, ""
         self.annotations.load(None)
 
@@ -295,6 +300,8 @@ class CompareWidget(QWidget):
         """
         if self.job is not None:
             self.job.cancel()
+        if self.case_item is not None:
+            self.close_item()  # before its notes are replaced, so that they can be saved
         images = []
         for path in (opened.path_query, opened.path_gallery):
             try:

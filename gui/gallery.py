@@ -587,6 +587,51 @@ class GalleryWidget(QWidget):
             group_by_identity=self.group_box.isChecked(),
         )
 
+    def filter_state(self) -> dict[str, Any]:
+        """The filters as plain data, to be kept between sessions (see :meth:`restore_filter_state`).
+
+        ``identity`` is -1 for "Unlabelled"; ``source`` is ``known`` or ``predicted``.
+        """
+        return {
+            "camera": self.camera_box.currentData(),
+            "identity": self.identity_box.currentData(),
+            "attribute": self.attribute_box.currentData(),
+            "source": "predicted" if self.source_box.currentIndex() == 1 else "known",
+            "group": self.group_box.isChecked(),
+        }
+
+    def restore_filter_state(self, state: dict[str, Any]) -> GalleryFilter:
+        """Set the filters from :meth:`filter_state`'s data and show the crops they select.
+
+        A camera, identity or attribute that is no longer offered falls back to "all", and "predicted"
+        to "known" when no predictions are stored; a filter missing from ``state`` is reset.
+
+        Returns:
+            The filter now in force.
+        """
+        boxes = (self.camera_box, self.identity_box, self.attribute_box, self.source_box, self.group_box)
+        for box in boxes:
+            box.blockSignals(True)
+        try:
+            for box, key in (
+                (self.camera_box, "camera"),
+                (self.identity_box, "identity"),
+                (self.attribute_box, "attribute"),
+            ):
+                value = state.get(key)
+                pos = box.findData(value) if value is not None else 0
+                box.setCurrentIndex(max(pos, 0))
+            predicted = state.get("source") == "predicted" and self.source_box.itemData(1) is not None
+            self.source_box.setCurrentIndex(1 if predicted else 0)
+            self.group_box.setChecked(bool(state.get("group", False)))
+        finally:
+            for box in boxes:
+                box.blockSignals(False)
+        flt = self.current_filter()
+        if flt != self.model.filter:  # the same filter is not loaded twice (pages would be dropped)
+            self._on_filter_edited()
+        return flt
+
     def show_identity(self, identity_id: int | None) -> None:
         pos = self.identity_box.findData(identity_id)
         if pos >= 0:

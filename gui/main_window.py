@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
@@ -54,16 +55,37 @@ DEMO_FOLDER = "demo-workspace"
 # ---------------------------------------------------------------------- worker functions (no Qt)
 
 
-def open_workbench(root: str, create: bool = False) -> wb.Workbench:
-    """Open a workspace; a new one without models gets the demo models when they are present."""
+def open_workbench(
+    root: str, create: bool = False, prefer: tuple[str, str | None] | None = None
+) -> wb.Workbench:
+    """Open a workspace; a new one without models gets the demo models when they are present.
+
+    Args:
+        root: The workspace folder.
+        create: Make a new workspace there.
+        prefer: The file hashes of the models chosen for it before (see :func:`cli.workbench.find_models`).
+    """
     from cli.demo import demo_model_paths, missing_demo_models
 
-    bench = wb.Workbench.open(root, create=create)
+    bench = wb.Workbench.open(root, create=create, prefer=prefer)
     if bench.models.target is None and not bench.ws.models.list() and not missing_demo_models():
         target, interpreter = demo_model_paths()
         wb.register_models(bench.ws, target, interpreter)
         bench.models = wb.find_models(bench.ws)
     return bench
+
+
+def workspace_key(root: str | Path) -> str:
+    """The settings group of one workspace: a digest of its absolute path (paths hold "/" and ":")."""
+    import hashlib
+
+    return "ws-" + hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:16]
+
+
+def switch_models(bench: wb.Workbench, resolve: Any) -> tuple[wb.ModelPair, str]:
+    """Load the pair that ``resolve(ws)`` names and make it the workbench's (runs on a worker)."""
+    pair = resolve(bench.ws)
+    return pair, bench.use_models(pair)
 
 
 @dataclass(frozen=True)
@@ -141,10 +163,12 @@ class MainWindow(QMainWindow):
     Signals:
         workspace_opened(str): a workspace is open and shown.
         search_finished(list): a query's results are on screen.
+        models_changed(ModelPair): other models were loaded and are in use.
     """
 
     workspace_opened = Signal(str)
     search_finished = Signal(list)
+    models_changed = Signal(object)
 
     #: The demo workspace: persons, crops per person, cameras.
     demo_size: tuple[int, int, int] = (40, 8, 6)
@@ -155,6 +179,8 @@ class MainWindow(QMainWindow):
         self.data_home = Path(data_home)
         self.bench: wb.Workbench | None = None
         self.query: tuple[str, Any] | None = None
+        # The gallery's remembered filters are applied once, when the new workspace's choices arrive.
+        self._restore_filters = False
         self.setWindowTitle("AMD Workbench")
         self.setObjectName("MainWindow")
 
@@ -195,6 +221,7 @@ class MainWindow(QMainWindow):
         self._connect()
         # Before the layout is restored, so that the case dock gets its saved place.
         self.case_panel = install_case_panel(self)
+        self.case_panel.item_verdict_saved.connect(self._on_item_verdict_saved)
         self._restore_layout()
 
     # ------------------------------------------------------------------ construction
@@ -268,6 +295,9 @@ class MainWindow(QMainWindow):
         self._action(view, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+2")
         training = bar.addMenu("&Training")
         self._action(training, "&Training panel...", self.show_training_panel)
+        models = bar.addMenu("&Models")
+        self._action(models, "&Use model...", self.show_models_dialog, "Ctrl+M")
+        self._action(models, "&Import a model file...", self.show_import_model_dialog)
         self._rebuild_recent_menu()
 
     def _connect(self) -> None:
@@ -276,6 +306,7 @@ class MainWindow(QMainWindow):
         view.compare_requested.connect(self.compare_selected)
         view.files_dropped.connect(self.drop_paths)
         self.gallery_model.count_changed.connect(self._on_gallery_count_changed)
+        self.gallery.filter_changed.connect(self._save_gallery_filters)
         self.gallery_model.failed.connect(lambda msg: self.statusBar().showMessage(f"Gallery: {msg}", 10000))
         self.results.compare_requested.connect(self._on_results_compare_requested)
         self.results.query_dropped.connect(self._on_query_dropped)
@@ -429,8 +460,8 @@ class MainWindow(QMainWindow):
             self.open_workspace(folder)
 
     def open_workspace(self, root: str, create: bool = False) -> Job:
-        """Open a workspace on a worker and show it when it is ready."""
-        job = Job(open_workbench, root, create, name="open")
+        """Open a workspace on a worker (with the models chosen for it before) and show it when it is ready."""
+        job = Job(open_workbench, root, create, self.remembered_models(root), name="open")
         job.signals.succeeded.connect(self._on_workbench_opened)
         job.signals.failed.connect(
             guarded(self, lambda msg: self._on_job_failed("Cannot open the workspace", msg))
@@ -440,6 +471,8 @@ class MainWindow(QMainWindow):
         return job
 
     def _on_workbench_opened(self, bench: wb.Workbench) -> None:
+        # Notes typed on an open case item go to the old workspace before it closes.
+        self.case_panel.flush_notes()
         self._close_workbench()
         self.bench = bench
         self.undo_stack.clear()
@@ -452,17 +485,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"AMD Workbench - {bench.root.name}")
         self.workspace_label.setText(f"workspace: {bench.root.name}")
         self.workspace_label.setToolTip(root)
-        models = bench.models
-        if models.target is None:
-            self.model_label.setText("model: none")
-            self.model_label.setToolTip(models.problem)
-        else:
-            interp = models.interpreter.name if models.interpreter else "no interpreter"
-            self.model_label.setText(f"model: {models.target.name} + {interp}")
-            self.model_label.setToolTip(models.problem or models.target.file_path or "")
+        self._show_models(bench.models)
         self.device_label.setText("device: loading...")
         self._remember(root)
         freeze_heap()
+        self._restore_filters = True
         self.reload_choices()
         self._warm_up()
         self.workspace_opened.emit(root)
@@ -536,6 +563,9 @@ class MainWindow(QMainWindow):
         self.gallery.set_choices(choices.cameras, choices.identities, choices.attributes)
         self.gallery.set_predictor(choices.predictor, choices.predictor_note)
         self.identities.set_identities(choices.records)
+        if self._restore_filters and self.bench is not None:
+            self._restore_filters = False
+            self.gallery.restore_filter_state(self._setting_json(self.bench.root, "gallery_filters") or {})
 
     def _on_gallery_count_changed(self, count: int) -> None:
         flt = self.gallery_model.filter
@@ -630,7 +660,9 @@ class MainWindow(QMainWindow):
         camera = video_ingest.ask_camera(self, paths, cameras)
         if camera is None:
             return None
-        job = video_ingest.start_video_ingest(self.runner, self.bench.root, paths, camera)
+        # The tracks' appearance comes from the target model in use (the workspace's newest without one).
+        target = self.bench.models.target.file_path if self.bench.models.target is not None else None
+        job = video_ingest.start_video_ingest(self.runner, self.bench.root, paths, camera, target)
         job.signals.succeeded.connect(guarded(self, self._on_videos_ingested))
         job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Video not filed", msg)))
         job.signals.finished.connect(guarded(self, lambda: self._on_videos_finished(job)))
@@ -776,6 +808,11 @@ class MainWindow(QMainWindow):
         if verdict == "match" and (crop_a.identity_id is None or crop_a.identity_id != crop_b.identity_id):
             self.offer_same_identity(crop_a, crop_b)
 
+    def _on_item_verdict_saved(self, verdict: str, _item: Any, crop_a: Any, crop_b: Any) -> None:
+        # A Match on an open case item makes the same offer as one on an unfiled pair.
+        if verdict == "match" and (crop_a.identity_id is None or crop_a.identity_id != crop_b.identity_id):
+            self.offer_same_identity(crop_a, crop_b)
+
     def offer_same_identity(self, crop_a: Any, crop_b: Any) -> QInputDialog:
         """After a Match: offer to put both crops under one identity (an existing one or a new name)."""
         names = [n for n in (crop_a.identity, crop_b.identity) if n]
@@ -910,6 +947,177 @@ class MainWindow(QMainWindow):
         self.gallery_model.refresh()
         self.reload_choices()
 
+    # ------------------------------------------------------------------ models
+
+    def _setting_json(self, root: str | Path, name: str) -> Any:
+        """A per-workspace setting stored as JSON (``None`` when absent or unreadable)."""
+        import json
+
+        text = self.settings.value(f"{workspace_key(root)}/{name}")
+        try:
+            return json.loads(str(text)) if text else None
+        except ValueError:
+            return None
+
+    def _set_setting_json(self, root: str | Path, name: str, value: Any) -> None:
+        import json
+
+        group = workspace_key(root)
+        self.settings.setValue(f"{group}/path", str(Path(root).resolve()))
+        self.settings.setValue(f"{group}/{name}", json.dumps(value))
+
+    def remembered_models(self, root: str | Path) -> tuple[str, str | None] | None:
+        """The file hashes of the target and interpreter last chosen for the workspace in ``root``."""
+        value = self._setting_json(root, "models")
+        if isinstance(value, dict) and isinstance(value.get("target"), str):
+            interpreter = value.get("interpreter")
+            return value["target"], interpreter if isinstance(interpreter, str) else None
+        return None
+
+    def _save_gallery_filters(self, _flt: Any = None) -> None:
+        if self.bench is not None and not self._restore_filters:
+            self._set_setting_json(self.bench.root, "gallery_filters", self.gallery.filter_state())
+
+    def _show_models(self, models: wb.ModelPair) -> None:
+        if models.target is None:
+            self.model_label.setText("model: none")
+            self.model_label.setToolTip(models.problem)
+        else:
+            interp = models.interpreter.name if models.interpreter else "no interpreter"
+            self.model_label.setText(f"model: {models.target.name} + {interp}")
+            self.model_label.setToolTip(models.problem or models.target.file_path or "")
+
+    def current_models(self) -> tuple[str, str | None] | None:
+        if self.bench is None or self.bench.models.target is None:
+            return None
+        interpreter = self.bench.models.interpreter
+        return self.bench.models.target.file_hash, interpreter.file_hash if interpreter else None
+
+    def show_models_dialog(self) -> Job | None:
+        """Models > Use model: list the registered pairs (read on a worker), then open the chooser."""
+        if self.bench is None:
+            show_error(self, "Use model", "Open or create a workspace first (File menu).")
+            return None
+        job = Job(wb.model_choices, self.bench.ws, name="models")
+        job.signals.succeeded.connect(guarded(self, self._open_models_dialog))
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Models", msg)))
+        self.io.start("model-choices", job)
+        return job
+
+    def _open_models_dialog(self, choices: list[wb.ModelChoice]) -> None:
+        from gui.models_dialog import UseModelDialog
+
+        dialog = UseModelDialog(choices, self.current_models(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.chosen.connect(
+            lambda c: self.use_models(c.target.file_hash, c.interpreter and c.interpreter.file_hash)
+        )
+        dialog.open()
+        self.models_dialog = dialog
+
+    def use_models(self, target_hash: str, interpreter_hash: str | None) -> Job | None:
+        """Load the registered target and interpreter with these file hashes on a worker and use them."""
+        return self._switch_models(
+            lambda ws: wb.select_models(ws, target_hash, interpreter_hash), "loading the chosen models"
+        )
+
+    def _switch_models(self, resolve: Any, title: str) -> Job | None:
+        if self.bench is None:
+            return None
+        job = Job(switch_models, self.bench, resolve, name="models")
+        job.signals.succeeded.connect(guarded(self, self._on_models_switched))
+        job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Models not changed", msg)))
+        self.progress.track(job, title)
+        self.runner.start("switch-models", job)
+        return job
+
+    def _on_models_switched(self, result: tuple[wb.ModelPair, str]) -> None:
+        pair, device = result
+        bench = self.bench
+        if bench is None:
+            return
+        self._set_setting_json(
+            bench.root,
+            "models",
+            {
+                "target": pair.target.file_hash,
+                "interpreter": pair.interpreter.file_hash if pair.interpreter else None,
+            },
+        )
+        self._show_models(pair)
+        self._on_models_loaded(device)
+        self.statusBar().showMessage(f"now using {self.model_label.text().removeprefix('model: ')}", 8000)
+        # Distances from the old model no longer hold: the results go, the comparison is explained again
+        # (a case item keeps its filed explanation) and the threshold is calibrated for the new target.
+        self.results.set_results([])
+        self.compare.threshold = None
+        threshold = Job(bench.threshold, name="threshold")
+        threshold.signals.succeeded.connect(self._on_threshold)
+        self.runner.start("threshold", threshold)
+        if self.compare.case_item is None and all(self.compare.paths):
+            self.compare.run_explain()
+        self.reload_choices()
+        self.models_changed.emit(pair)
+
+    def show_import_model_dialog(self) -> Any:
+        """Models > Import a model file: check and register a target (and interpreter), then offer it."""
+        from gui.models_dialog import ImportModelDialog
+
+        if self.bench is None:
+            return show_error(self, "Import a model file", "Open or create a workspace first (File menu).")
+        dialog = ImportModelDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.import_requested.connect(lambda t, i: self.import_model_files(t, i, dialog))
+        dialog.open()
+        self.import_model_dialog = dialog
+        return dialog
+
+    def import_model_files(self, target: str, interpreter: str, dialog: Any = None) -> Job | None:
+        """Check and register model files on a worker; a refusal is shown in ``dialog`` (or a message box)."""
+        if self.bench is None:
+            return None
+        job = Job(wb.import_models, self.bench.ws, target or None, interpreter or None, name="import model")
+
+        def refused(message: str) -> None:
+            if dialog is not None and shiboken6.isValid(dialog) and dialog.isVisible():
+                dialog.show_refusal(message)
+            else:
+                self._on_job_failed("Model not imported", message)
+
+        def imported(pair: wb.ModelPair) -> None:
+            if dialog is not None and shiboken6.isValid(dialog):
+                dialog.accept()
+            self.offer_model_switch(pair.interpreter or pair.target)
+
+        job.signals.succeeded.connect(guarded(self, imported))
+        job.signals.failed.connect(guarded(self, refused))
+        self.progress.track(job, "checking the model files")
+        self.runner.start("import-model", job)
+        return job
+
+    def offer_model_switch(self, model: Any) -> QMessageBox | None:
+        """A model was registered (imported, or by the training panel): ask whether to use it now."""
+        if self.bench is None or model is None:
+            return None
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "New model",
+            f"The {model.kind} model {model.name!r} is registered in this workspace.\n"
+            "Use it for search and comparison now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
+        box.setObjectName("switch_model_box")
+        box.button(QMessageBox.StandardButton.Yes).setText("Use it")
+        box.button(QMessageBox.StandardButton.No).setText("Not now")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.button(QMessageBox.StandardButton.Yes).clicked.connect(
+            lambda: self._switch_models(lambda ws: wb.pair_for_model(ws, model), f"loading {model.name}")
+        )
+        box.open()
+        self.switch_model_box = box
+        return box
+
     # ------------------------------------------------------------------ errors and closing
 
     def show_training_panel(self) -> None:
@@ -917,6 +1125,10 @@ class MainWindow(QMainWindow):
 
         root = self.bench.root if self.bench is not None else None
         self.training_window = show_training_window(self, getattr(self, "training_window", None), root)
+        if not self.training_window.property("models_offer"):
+            # Once per panel (it is made anew after it was closed without a workspace).
+            self.training_window.setProperty("models_offer", True)
+            self.training_window.model_registered.connect(guarded(self, self.offer_model_switch))
 
     def _on_job_failed(self, title: str, message: str) -> None:
         self.statusBar().showMessage(f"{title}: {message}", 10000)
@@ -929,6 +1141,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("compare/colours", self.compare.cmap_box.currentText())
         self.settings.setValue("compare/splitter", self.compare.splitter.saveState())
         self.settings.sync()
+        self.case_panel.flush_notes()
         self.runner.cancel_all()
         self.io.cancel_all()
         self.runner.pool.waitForDone(5000)
