@@ -50,6 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="enlarge frames by this factor before the HOG detector (people under about 100 px need it)",
     )
     parser.add_argument(
+        "--hog-hit-threshold",
+        type=float,
+        metavar="T",
+        help="smallest SVM margin of a window the HOG detector keeps (default 0, OpenCV's; below 0 finds "
+        "more people and more false boxes, above 0 fewer of both)",
+    )
+    parser.add_argument(
+        "--hog-group-threshold",
+        type=int,
+        metavar="N",
+        help="the HOG detector reports a person only where more than N of its windows agree (default 2, "
+        "OpenCV's; 0 keeps single windows, higher drops isolated false boxes and some real people)",
+    )
+    parser.add_argument(
         "--crops-per-track", type=int, default=3, metavar="K", help="crops filed per track (default 3)"
     )
     parser.add_argument(
@@ -88,10 +102,25 @@ def run(args: argparse.Namespace) -> int:
         raise AmdError("--crops-per-track must be at least 1")
     if args.start is not None and parse_time(args.start) is None:
         raise AmdError(f"--start {args.start!r} is not an ISO 8601 time (for example 2024-03-14T08:15:00)")
+    hog_options = {
+        name: value
+        for name, value in (
+            ("hit_threshold", args.hog_hit_threshold),
+            ("group_threshold", args.hog_group_threshold),
+        )
+        if value is not None
+    }
+    if args.hog_group_threshold is not None and args.hog_group_threshold < 0:
+        raise AmdError("--hog-group-threshold must be 0 or more")
     if args.detector:
+        if hog_options:
+            raise AmdError(
+                "--hog-hit-threshold and --hog-group-threshold set the built-in HOG detector; "
+                "they do not apply to a --detector model"
+            )
         detector = OnnxDetector(args.detector, layout=args.detector_layout)
     else:
-        detector = HogDetector(upscale=args.upscale)
+        detector = HogDetector(upscale=args.upscale, **hog_options)
     ws = jobs.open_workspace(args.workspace, create=True, url=args.db_url)
     stop = {"requested": False}
 

@@ -29,7 +29,12 @@ class IdentityInfo:
 
 @dataclass(frozen=True)
 class CropInfo:
-    """One stored crop; ``camera`` and ``identity`` are names (``None`` when unknown)."""
+    """One stored crop; ``camera`` and ``identity`` are names (``None`` when unknown).
+
+    ``frame`` is the frame number in the source video (or the one a dataset's file name gives) and
+    ``box`` the crop's place in that frame as ``(x, y, w, h)`` pixels; ``box`` is ``None`` for crops
+    that were not cut from a video by ``ingest-video``.
+    """
 
     id: int
     sha256: str
@@ -49,6 +54,7 @@ class CropInfo:
     split: str | None
     attributes: dict[str, Any] | None
     created_at: datetime
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -170,3 +170,23 @@ def test_command_refuses_a_corrupt_video_before_loading_a_model(
     )
     assert f"refused: {empty}: the file is empty" in out
     assert main(["ingest-video", str(tmp_path / "ws"), str(junk), "--camera", "c", "--start", "noon"]) == 2
+
+
+def test_command_sets_the_hog_thresholds_and_refuses_them_with_an_onnx_detector(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = make_clip(tmp_path / "short.avi", frames=12, seed=2)
+    ws = str(tmp_path / "ws")
+    args = ["ingest-video", ws, short.path, "--camera", "c", "--start", START]
+    code = main([*args, "--hog-hit-threshold", "0.5", "--hog-group-threshold", "3"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "detector: opencv-hog(hit=0.5, group=3, upscale=1)" in captured.err
+    assert f"done {short.path}: " in captured.out and "12 frames in" in captured.out
+
+    assert main([*args, "--hog-group-threshold", "-1"]) == 2
+    assert "error: --hog-group-threshold must be 0 or more" in capsys.readouterr().err
+    model = tmp_path / "det.onnx"
+    model.write_bytes(b"not read")
+    assert main([*args, "--detector", str(model), "--hog-hit-threshold", "0.2"]) == 2
+    assert "do not apply to a --detector model" in capsys.readouterr().err

@@ -111,7 +111,8 @@ class HogDetector:
     Args:
         hit_threshold: Minimum SVM margin of a window (OpenCV's default 0; negative finds more people
             and more false boxes).
-        group_threshold: Windows a box must gather to be kept, less one (OpenCV's default 2).
+        group_threshold: A box is kept only where more than this many windows agree (OpenCV's
+            default 2; 0 keeps single windows, which non-maximum suppression then merges).
         upscale: Enlarge the frame by this factor before detecting (HOG's window is 64 x 128, so
             people shorter than about 100 pixels need it); boxes are given in the original frame.
         win_stride: Step of the sliding window in pixels (bigger is faster and coarser).
@@ -138,7 +139,7 @@ class HogDetector:
         self.win_stride = (win_stride, win_stride)
         self.scale = scale
         self.iou_threshold = iou_threshold
-        self.name = f"opencv-hog(upscale={upscale:g})"
+        self.name = f"opencv-hog(hit={hit_threshold:g}, group={group_threshold}, upscale={upscale:g})"
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         img = image
@@ -294,7 +295,8 @@ class OnnxDetector:
 def build_detector(model: str | None = None, **options: object) -> Detector:
     """OpenCV's HOG detector, or an :class:`OnnxDetector` when ``model`` names an ONNX file."""
     if model is None:
-        return HogDetector(**{k: v for k, v in options.items() if k in ("upscale", "hit_threshold")})  # type: ignore[arg-type]
+        hog = ("upscale", "hit_threshold", "group_threshold")
+        return HogDetector(**{k: v for k, v in options.items() if k in hog})  # type: ignore[arg-type]
     return OnnxDetector(model, **{k: v for k, v in options.items() if k in ("layout", "score_threshold")})  # type: ignore[arg-type]
 
 
