@@ -5,10 +5,15 @@ previous batch runs through the model (PIL and the tensor transforms release the
 inference mode with channels-last inputs, and an eval-mode ``nn.Module`` is replaced by a copy with its
 batch norms folded into its convolutions (:func:`amd.inference.inference_copy`, checked against the
 original on the first batch).
+
+On the CPU, :func:`extract` can run a target model through ONNX Runtime instead (``runtime="onnx"``, or
+``"auto"`` for the faster of the two, timed once; see :func:`amd.embedding.cpu_forward`). The default,
+``"torch"``, is unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +27,7 @@ from amd.data.records import Record
 from amd.data.torch_dataset import ReidImageDataset
 from amd.data.transforms import build_transforms
 from amd.inference import inference_copy
+from amd.models.target import ReIDModel
 
 
 def record_loader(
@@ -42,7 +48,10 @@ def _threaded_batches(
     with ThreadPoolExecutor(max_workers=threads) as pool:
 
         def submit(start: int) -> list:
-            return [pool.submit(lambda i: ds[i]["image"], i) for i in range(start, min(start + batch_size, len(ds)))]
+            return [
+                pool.submit(lambda i: ds[i]["image"], i)
+                for i in range(start, min(start + batch_size, len(ds)))
+            ]
 
         pending = submit(starts[0])
         for k in range(len(starts)):
@@ -116,6 +125,16 @@ def extract_outputs(
     return _run(forward, records, size, device, batch_size, workers)
 
 
+def state_hash(model: nn.Module) -> str:
+    """SHA-256 of a model's parameters and buffers (names, shapes, dtypes and values), in state-dict order."""
+    h = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        t = value.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def extract(
     forward: Callable[[Tensor], Tensor],
     records: Sequence[Record],
@@ -123,14 +142,31 @@ def extract(
     device: torch.device | str = "cpu",
     batch_size: int = 64,
     workers: int = 0,
+    runtime: str = "torch",
+    onnx_cache: str | os.PathLike[str] | None = None,
+    model_hash: str | None = None,
 ) -> np.ndarray:
     """Apply ``forward`` (images (B, 3, H, W) -> (B, ...)) to every record, in order.
 
     An ``nn.Module`` in eval mode runs as a folded, channels-last copy (see the module docstring).
+
+    Args:
+        runtime: ``"torch"``, ``"onnx"`` or ``"auto"``: for a target model on the CPU, which runtime runs
+            it (:func:`amd.embedding.cpu_forward`); ignored for other callables and devices.
+        onnx_cache: Folder of the cached ONNX export (default: a folder in the temporary directory).
+        model_hash: Names the cached export: the checkpoint's SHA-256 (default: :func:`state_hash`).
 
     Returns:
         float32 array (N, ...) on the CPU.
     """
     if not records:
         return np.zeros((0,), dtype=np.float32)
+    if runtime != "torch":
+        from amd.embedding import cpu_forward
+
+        if runtime not in ("onnx", "auto"):
+            raise ValueError(f"unknown runtime {runtime!r}; expected one of torch, onnx, auto")
+        if isinstance(forward, ReIDModel) and torch.device(device).type == "cpu":
+            key = model_hash or state_hash(forward)
+            forward, _ = cpu_forward(forward.eval(), size, key, runtime, onnx_cache)
     return _run(forward, records, size, device, batch_size, workers)[0]

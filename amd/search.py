@@ -11,15 +11,26 @@ itself). Its rounding is then removed: the best ``shortlist`` candidates of each
 exactly in float32, so the returned distances and order are exact unless more than ``shortlist - k``
 gallery rows sit within the half-precision rounding (about 1e-3 relative) of the k-th distance. On
 CUDA, and for float32 galleries, every chunk is scored exactly.
+
+:func:`search` is the entry point for callers: the same arguments and answer as :func:`topk`, plus a
+``backend``. ``"exact"`` is :func:`topk`; ``"faiss-flat"``, ``"faiss-ivf"`` and ``"faiss-ivfpq"`` go through a
+faiss index (:mod:`amd.faiss_index`, cached in ``index_cache``); ``"auto"`` picks by the number of rows
+searched (:func:`amd.faiss_index.choose_backend`: exact below 250,000 rows or on CUDA, IVF-Flat while its
+float32 copy fits in 2 GiB, IVF-PQ beyond).
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from amd.faiss_index import IndexParams
 
 #: Rows per chunk: large enough to amortise per-call overhead, small enough to stay in cache.
 DEFAULT_CHUNK = 16384
@@ -156,6 +167,100 @@ def topk(
     dist, pos = torch.topk(sq, k, dim=1, largest=False, sorted=True)
     idx = torch.gather(best_i, 1, pos)
     return dist.sqrt().cpu().numpy(), idx.cpu().numpy()
+
+
+def resolve_backend(backend: str, n: int, dim: int, device: str | torch.device | None = None) -> str:
+    """The backend :func:`search` uses for ``n`` rows of dimension ``dim``: ``backend`` itself, or what
+    ``"auto"`` stands for.
+
+    Raises:
+        ValueError: ``backend`` is not one of :data:`amd.faiss_index.BACKENDS`.
+    """
+    from amd.faiss_index import BACKENDS, choose_backend
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown search backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return choose_backend(n, dim, _device(device))
+
+
+def search(
+    queries: Any,
+    gallery: Any,
+    k: int,
+    *,
+    backend: str = "auto",
+    rows: np.ndarray | None = None,
+    gallery_sq_norms: Any | None = None,
+    index_cache: str | Path | None = None,
+    index_params: IndexParams | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    device: str | torch.device | None = None,
+    shortlist: int | None = None,
+    on_index_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest gallery rows of each query by Euclidean distance, exactly or through faiss.
+
+    Args:
+        queries: (Q, D) or (D,) float array or tensor.
+        gallery: (G, D) float16 or float32 array, memory map or tensor.
+        k: Neighbours per query.
+        backend: ``"auto"``, ``"exact"``, ``"faiss-flat"``, ``"faiss-ivf"`` or ``"faiss-ivfpq"`` (see the
+            module docstring; :func:`resolve_backend` tells what ``"auto"`` picks).
+        rows: Restrict the search to these gallery row indices.
+        gallery_sq_norms: (G,) squared row norms, if cached (exact backend).
+        index_cache: Folder where trained faiss indexes of this gallery are kept and looked up; ``None``
+            keeps them in memory only.
+        index_params: nlist / nprobe / m / nbits / refine of the IVF backends.
+        chunk_size: Gallery rows per step (exact backend).
+        device: ``"cpu"``, ``"cuda"``... (faiss backends run on the CPU).
+        shortlist: See :func:`topk` (exact backend).
+        on_index_progress: Called with (rows added, rows) while a faiss index is built.
+
+    Returns:
+        ``(distances, indices)``: float32 (Q, k') ascending and int64 (Q, k') gallery row indices,
+        ``k' = min(k, rows searched)``; the distances are exact whatever the backend. An IVF search that
+        finds fewer than ``k'`` rows pads with ``inf`` and ``-1``.
+
+    Raises:
+        ValueError: Unknown backend, or shapes that do not match.
+        amd.faiss_index.FaissIndexError: IVF parameters out of range.
+    """
+    q = _as_tensor(queries).to(dtype=torch.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if gallery.ndim != 2 or gallery.shape[1] != q.shape[1]:
+        raise ValueError(
+            f"gallery of shape {tuple(gallery.shape)} does not match queries of dimension {q.shape[1]}"
+        )
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+    n = gallery.shape[0] if rows is None else len(rows)
+    chosen = resolve_backend(backend, n, int(gallery.shape[1]), device)
+    if chosen == "exact" or n == 0 or k <= 0:
+        return topk(
+            q,
+            gallery,
+            k,
+            rows=rows,
+            gallery_sq_norms=gallery_sq_norms,
+            chunk_size=chunk_size,
+            device=device,
+            shortlist=shortlist,
+        )
+    from amd.faiss_index import faiss_topk
+
+    return faiss_topk(
+        q.cpu().contiguous(),
+        gallery,
+        min(k, n),
+        chosen,
+        rows=rows,
+        params=index_params,
+        cache_dir=index_cache,
+        on_progress=on_index_progress,
+    )
 
 
 def _k_reciprocal(rank: np.ndarray, i: int, k: int) -> np.ndarray:

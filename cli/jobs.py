@@ -210,6 +210,8 @@ def search(
     rerank: bool = False,
     device: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    backend: str = "auto",
+    nprobe: int | None = None,
 ) -> list[SearchHit]:
     """Rank the workspace's indexed crops by distance to a query crop id or image file.
 
@@ -223,12 +225,18 @@ def search(
         camera: Only crops of this camera.
         rerank: Re-rank the top candidates by k-reciprocal neighbours.
         device: ``cpu``, ``cuda``; default CUDA when available.
-        on_progress: Called with (rows done, rows) while the feature cache is refreshed.
+        on_progress: Called with (rows done, rows) while the feature cache is refreshed (and while a
+            faiss index is built).
+        backend: ``auto``, ``exact``, ``faiss-flat``, ``faiss-ivf`` or ``faiss-ivfpq`` (see
+            :func:`amd.search.search`); trained indexes are kept in the feature cache's ``faiss`` folder.
+        nprobe: IVF cells visited per query (default: an eighth of them).
     """
     import numpy as np
 
-    from amd.search import rerank_top, topk
-    from db.features import load_features
+    from amd.faiss_index import IndexParams
+    from amd.search import rerank_top, resolve_backend
+    from amd.search import search as search_gallery
+    from db.features import cache_dir, load_features
 
     model = ws.models.by_hash(embedder.model_hash)
     if model is None or ws.embeddings.count(model.id) == 0:
@@ -249,8 +257,19 @@ def search(
         base = rows if rows is not None else np.arange(len(feats.crop_ids))
         rows = np.setdiff1d(base, own, assume_unique=True) if len(own) else rows
     want = top if not rerank else max(top, 50)
-    dist, idx = topk(
-        qvec[None, :], feats.vectors, want, rows=rows, gallery_sq_norms=feats.sq_norms, device=device
+    searched = len(feats) if rows is None else len(rows)
+    used = resolve_backend(backend, searched, feats.dim, device)
+    dist, idx = search_gallery(
+        qvec[None, :],
+        feats.vectors,
+        want,
+        backend=used,
+        rows=rows,
+        gallery_sq_norms=feats.sq_norms,
+        index_cache=cache_dir(ws, model.id) / "faiss",
+        index_params=IndexParams(nprobe=nprobe),
+        device=device,
+        on_index_progress=on_progress,
     )
     dist, idx = dist[0], idx[0]
     keep = idx >= 0
@@ -284,6 +303,7 @@ def search(
             "top": top,
             "camera": camera,
             "rerank": rerank,
+            "backend": used,
             "distances": [round(h.distance, 6) for h in hits],
         },
     )

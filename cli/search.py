@@ -23,6 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rerank", action="store_true", help="re-rank the top candidates by k-reciprocal neighbours"
     )
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-ivfpq"),
+        default="auto",
+        help="auto (default): exact below 250,000 crops or on CUDA, faiss IVF above, IVF-PQ when a float32 "
+        "copy would pass 2 GiB; exact: chunked exact search; faiss-*: a faiss index, cached in the workspace",
+    )
+    parser.add_argument(
+        "--nprobe", type=int, metavar="N", help="IVF cells visited per query (default: an eighth of them)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +41,22 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         print("error: --top must be at least 1", file=sys.stderr)
         return 2
+    if args.nprobe is not None and args.nprobe < 1:
+        print("error: --nprobe must be at least 1", file=sys.stderr)
+        return 2
     embedder = jobs.load_embedder(args.model, args.device)
     ws = jobs.open_workspace(args.workspace)
     try:
         hits = jobs.search(
-            ws, embedder, args.query, top=args.top, camera=args.camera, rerank=args.rerank, device=args.device
+            ws,
+            embedder,
+            args.query,
+            top=args.top,
+            camera=args.camera,
+            rerank=args.rerank,
+            device=args.device,
+            backend=args.backend,
+            nprobe=args.nprobe,
         )
     finally:
         ws.close()
