@@ -42,6 +42,9 @@ def file_pair(qtbot, window, case_id: int, i: int, j: int, verdict: str | None =
     with qtbot.waitSignal(panel.items_loaded, timeout=15000):
         panel.file_pair(window.compare, case_id)
     qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=5000)
+    # Other reloads (a notes save, the previous filing) may answer first: wait for the store's count.
+    filed = len(window.bench.ws.cases.get(case_id).items)
+    qtbot.waitUntil(lambda: panel.item_model.rowCount() == filed, timeout=15000)
     return explanation
 
 
