@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from cli import case_ops
 from gui.dialogs import show_error, show_message
+from gui.qt_util import ListTableModel
 from gui.workers import Job, JobRunner, guarded
 
 CASE_FILTER = "Case files (*.amdcase)"
@@ -59,32 +60,17 @@ def _when(value: Any) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
-class CaseListModel(QAbstractTableModel):
+class CaseListModel(ListTableModel):
     """The workspace's cases (``CaseInfo`` records)."""
 
     HEADERS = ("Title", "Reference", "Analyst", "Items", "Modified")
 
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.cases: list[Any] = []
+    @property
+    def cases(self) -> list[Any]:
+        return self.rows
 
     def set_cases(self, cases: list[Any]) -> None:
-        self.beginResetModel()
-        self.cases = list(cases)
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.cases)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
+        self.set_rows(cases)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
@@ -112,7 +98,7 @@ class CaseListModel(QAbstractTableModel):
         return next((i for i, c in enumerate(self.cases) if c.id == case_id), -1)
 
 
-class CaseItemModel(QAbstractTableModel):
+class CaseItemModel(ListTableModel):
     """The items of one case (``cli.case_ops.ItemRow``), with both crops' thumbnails side by side."""
 
     HEADERS = ("#", "Crops", "Distance", "Verdict", "Notes")
@@ -120,28 +106,9 @@ class CaseItemModel(QAbstractTableModel):
     def __init__(self, thumbnails: Any, parent: Any = None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
-        self.rows: list[case_ops.ItemRow] = []
         self._pairs: dict[tuple[str, str], QPixmap] = {}
         if thumbnails is not None:
             thumbnails.loaded.connect(self._on_thumbnails_loaded)
-
-    def set_rows(self, rows: list[case_ops.ItemRow]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cli.workbench import ModelChoice
+from gui.qt_util import ListTableModel
 
 #: Metrics shown in the list, in this order: (key in the checkpoint, label, is a percentage already).
 TARGET_METRICS = (("mAP", "mAP", False), ("rank1", "Rank-1", False))
@@ -53,7 +54,7 @@ def all_metrics(metrics: dict[str, Any] | None) -> str:
     )
 
 
-class ModelChoiceModel(QAbstractTableModel):
+class ModelChoiceModel(ListTableModel):
     """The rows of :class:`UseModelDialog`: one per target and interpreter pair."""
 
     HEADERS = (
@@ -70,21 +71,12 @@ class ModelChoiceModel(QAbstractTableModel):
         self, choices: Sequence[ModelChoice], current: tuple[str, str | None] | None, parent=None
     ) -> None:
         super().__init__(parent)
-        self.choices = list(choices)
+        self.rows = list(choices)
         self.current = current
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.choices)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
-        return None
+    @property
+    def choices(self) -> list[ModelChoice]:
+        return self.rows
 
     def is_current(self, row: int) -> bool:
         return self.current is not None and self.choices[row].key == self.current

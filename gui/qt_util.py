@@ -1,8 +1,12 @@
-"""Small conversions between numpy arrays and Qt images."""
+"""Small Qt helpers: conversions between numpy arrays and Qt images, a list-backed table model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QImage, QPixmap
 
 
@@ -25,3 +29,35 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
     h, w = image.height(), image.width()
     buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=image.sizeInBytes())
     return buf.reshape(h, image.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+class ListTableModel(QAbstractTableModel):
+    """A flat table over a Python list: one row per element, one column per header.
+
+    Subclasses set ``HEADERS`` and implement ``data``; the rows live in ``self.rows`` and are replaced
+    with :meth:`set_rows` (a model reset).
+    """
+
+    HEADERS: tuple[str, ...] = ()
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+
+    def set_rows(self, rows: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None

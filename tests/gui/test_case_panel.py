@@ -11,8 +11,12 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QToolButton
 
 
 def wait_for_writes(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: window.writer.runner.pool.activeThreadCount() == 0, timeout=15000)
-    qtbot.wait(50)  # let the queued results reach the window
+    """Wait until the writer has been idle across two event-loop turns (a result may queue another write)."""
+    pool = window.writer.runner.pool
+    for _ in range(2):
+        qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=15000)
+        qtbot.wait(100)  # let the queued results reach the window
+    qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=15000)
 
 
 def compare(qtbot, window, i: int, j: int):
