@@ -96,7 +96,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, help="synthetic dataset folder (with masks/ and parts.json)")
     parser.add_argument("--target", type=Path, help="target model file")
-    parser.add_argument("--faithful", type=Path, help="faithful interpreter file")
+    parser.add_argument("--faithful", type=Path, help="faithful interpreter file (optional)")
     parser.add_argument("--localising", type=Path, help="localising interpreter file")
     parser.add_argument("--quick", action="store_true", help="render / train / distil what is missing, briefly")
     parser.add_argument("--epochs", type=int, default=4, help="distillation epochs of --quick (default 4)")
@@ -115,7 +115,7 @@ def main() -> int:
         args.data, args.target, args.faithful, args.localising = quick_models(
             work, args.data, args.target, args.epochs
         )
-    missing = [n for n in ("data", "target", "faithful", "localising") if getattr(args, n) is None]
+    missing = [n for n in ("data", "target", "localising") if getattr(args, n) is None]
     if missing:
         parser.error("give " + ", ".join("--" + n for n in missing) + " (or --quick)")
     if not has_masks(args.data):
@@ -125,6 +125,8 @@ def main() -> int:
     size = tuple(target_info.input_size)
     interpreters = {}
     for name, path in (("faithful", args.faithful), ("localising", args.localising)):
+        if path is None:
+            continue  # only the localising interpreter is required
         interpreters[name], info = load_interpreter(path, target, target_info.sha256, device=args.device)
         if interpreters[name].map_mode != name:
             print(f"note: {path} is a {interpreters[name].map_mode} interpreter, shown as '{name}'")
@@ -139,17 +141,18 @@ def main() -> int:
                                max_pairs=args.max_pairs, reference="localising",
                                on_progress=lambda m: print(m + " ...", flush=True))  # fmt: skip
     h, w = results["grid"]
-    print(f"\nmaps on a {h}x{w} grid; target mAP {explanation['faithful']['target_mAP']:.3f}, "
-          f"rank-1 {explanation['faithful']['target_rank1']:.3f}")  # fmt: skip
+    print(f"\nmaps on a {h}x{w} grid; target mAP {explanation['localising']['target_mAP']:.3f}, "
+          f"rank-1 {explanation['localising']['target_rank1']:.3f}")  # fmt: skip
     print(table(results, explanation))
     loc, fixed = results["localising"]["pointing"], results["fixed map"]["pointing"]
     beats = [g for g in GOAL_GROUPS if g in loc and loc[g] > fixed.get(g, 0.0)]
     reached = [g for g in GOAL_GROUPS if g in loc and loc[g] >= GOAL]
     print(f"\nlocalising above the fixed map in {len(beats)}/{len(GOAL_GROUPS)} goal groups ({', '.join(beats)}); "
           f">= {GOAL:.2f} in {len(reached)}/{len(GOAL_GROUPS)} ({', '.join(reached)})")  # fmt: skip
-    d_xe = explanation["localising"]["x_map_e"] - explanation["faithful"]["x_map_e"]
-    d_adre = explanation["localising"]["adre"] - explanation["faithful"]["adre"]
-    print(f"localising vs faithful: X-mAP_e {100 * d_xe:+.1f} points, ADRE {d_adre:+.2f} points")
+    if "faithful" in explanation:
+        d_xe = explanation["localising"]["x_map_e"] - explanation["faithful"]["x_map_e"]
+        d_adre = explanation["localising"]["adre"] - explanation["faithful"]["adre"]
+        print(f"localising vs faithful: X-mAP_e {100 * d_xe:+.1f} points, ADRE {d_adre:+.2f} points")
     print(f"total {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"synthetic": results, "explanation": explanation}, indent=2) + "\n")

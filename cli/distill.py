@@ -17,6 +17,14 @@ HELPS = {
     "map_mode": "faithful (the paper's maps) or localising (maps normalised over space)",
     "colour_prior": "add the colour term to the attribute prior",
     "aux_classifier": "train the auxiliary attribute classifier (predicted attributes for unlabelled crops)",
+    "normalisation": "localising maps: mean (A / mean A) or softmax (a distribution over the cells)",
+    "pooled_classifier": "localising maps: predict each attribute from the features its own map pools "
+    "(replaces the auxiliary classifier; pushes each map onto its attribute's evidence)",
+    "location_prior": "localising maps: learn where each attribute usually is (a per-attribute grid of logits)",
+    "pooled_features": "what the pooled classifier pools: final (the target's feature map) or local "
+    "(the stage before the last, through a per-cell layer)",
+    "location_lr_scale": "learning rate of the location prior, as a multiple of --lr",
+    "start_from": "an interpreter of the same target whose fitting weights start this run",
     "device": "auto, cpu or cuda",
     "out": "interpreter file to write",
     "run_dir": "folder of the resumable state and logs (default: next to --out)",

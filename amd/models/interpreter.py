@@ -14,14 +14,32 @@ The last conv starts at zero, so an untrained interpreter has A = 1 everywhere a
 Two map modes:
 
 - ``"faithful"`` (the paper): the masks are A_m themselves.
-- ``"localising"``: each map is normalised over space, Â_m = A_m / mean_hw(A_m), and the mask is
-  g_m * Â_m with a learned per-attribute gain g_m = exp(gamma_m) (gamma starts at 0). The gain carries the
-  scale of the attribute's distance, the same for every image, so an image can no longer signal an
-  attribute by the overall brightness of its map: the map has to say *where* the evidence is. The maps
-  shown to users are Â_m (mean 1); with an untrained head they are 1, and so are the gains.
+- ``"localising"``: each map is normalised over space to mean 1, Â_m, and the mask is g_m * Â_m with a
+  learned per-attribute gain g_m = exp(gamma_m) (gamma starts at 0). The gain carries the scale of the
+  attribute's distance, the same for every image, so an image can no longer signal an attribute by the
+  overall brightness of its map: the map has to say *where* the evidence is. The maps shown to users are
+  Â_m; with an untrained head they are 1, and so are the gains. The normalisation is either
+  ``"mean"`` (Â_m = A_m / mean_hw(A_m)) or ``"softmax"`` (Â_m = h * w * softmax_hw(Z_m), a distribution
+  over the cells scaled to mean 1, which lets one region take nearly all of the weight).
 
-An optional auxiliary attribute classifier (its own copy of the remaining stages, average pooling, a linear
-layer with M outputs) predicts the attributes of images without labels.
+Two optional attribute classifiers predict the attributes of images without labels:
+
+- the auxiliary classifier: its own copy of the remaining stages, average pooling, a linear layer with M
+  outputs;
+- the pooled classifier (localising mode only): attribute m is predicted from the target's feature map
+  pooled with its own map's weights, p_m = sum_hw (Â_m / hw) F, logit_m = <v_m, p_m> + b_m. Training it
+  makes each map cover the evidence of its attribute: a map that looks elsewhere pools features that
+  cannot tell whether the attribute is there. The target's features are frozen, so they cannot be
+  reshaped to carry an attribute everywhere. With ``pooled_features="local"`` the pooled features are
+  instead the target's (frozen) output of the stage before the last, resized to the map grid and passed
+  through a trainable per-cell layer (1x1 conv, BatchNorm, ReLU): each cell then only describes its own
+  neighbourhood, so the map has to find the cells that show the attribute.
+
+An interpreter has at most one of the two.
+
+The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
+map's grid) added to Z before normalisation. It starts at 0 and learns, for instance, that a hat is usually
+near the top of a crop, so that the image-dependent part of Z only has to say where this person's hat is.
 """
 
 from __future__ import annotations
@@ -32,12 +50,25 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from amd.errors import AmdError
 from amd.models.backbones import STAGES, next_stage, stage_range
 from amd.models.target import ReIDModel
 
 MAP_MODES: tuple[str, ...] = ("faithful", "localising")
+
+#: Grid (h, w) of the learned location prior, resized to the maps' grid.
+PRIOR_GRID: tuple[int, int] = (16, 8)
+
+#: Which features the pooled classifier pools.
+POOLED_FEATURES: tuple[str, ...] = ("final", "local")
+
+#: Width of the per-cell layer of the pooled classifier on local features.
+LOCAL_CHANNELS = 256
+
+#: How the localising mode normalises a map over space.
+NORMALISATIONS: tuple[str, ...] = ("mean", "softmax")
 
 #: Stages after which the interpreter may branch off the target (the last stage must be its own).
 SPLIT_POINTS: tuple[str, ...] = STAGES[:-1]
@@ -85,6 +116,11 @@ class Interpreter(nn.Module):
         map_mode: One of :data:`MAP_MODES`.
         head_channels: Width of the decomposition head's hidden layer.
         aux_classifier: Build the auxiliary attribute classifier.
+        normalisation: ``"mean"`` or ``"softmax"`` (localising mode only, see :data:`NORMALISATIONS`).
+        pooled_classifier: Build the attribute classifier that pools the target's features with each
+            attribute's map (localising mode only).
+        location_prior: Learn a per-attribute location prior (localising mode only).
+        pooled_features: ``"final"`` (the target's feature map F) or ``"local"`` (see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -97,6 +133,10 @@ class Interpreter(nn.Module):
         map_mode: str = "faithful",
         head_channels: int = 256,
         aux_classifier: bool = False,
+        normalisation: str = "mean",
+        pooled_classifier: bool = False,
+        location_prior: bool = False,
+        pooled_features: str = "final",
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -105,6 +145,20 @@ class Interpreter(nn.Module):
             raise AmdError(f"unknown map mode {map_mode!r} (choose one of {', '.join(MAP_MODES)})")
         if num_attributes < 1:
             raise AmdError("an interpreter needs at least one attribute")
+        if normalisation not in NORMALISATIONS:
+            raise AmdError(
+                f"unknown map normalisation {normalisation!r} (choose one of {', '.join(NORMALISATIONS)})"
+            )
+        if map_mode != "localising" and (normalisation != "mean" or pooled_classifier or location_prior):
+            raise AmdError(
+                "the map normalisation, the pooled classifier and the location prior belong to the localising mode"
+            )
+        if pooled_features not in POOLED_FEATURES:
+            raise AmdError(
+                f"unknown pooled features {pooled_features!r} (choose one of {', '.join(POOLED_FEATURES)})"
+            )
+        if aux_classifier and pooled_classifier:
+            raise AmdError("choose the auxiliary or the pooled attribute classifier, not both")
         self.target = target
         self.target.requires_grad_(False)
         self.target.eval()
@@ -112,6 +166,7 @@ class Interpreter(nn.Module):
         self.split = split
         self.map_mode = map_mode
         self.head_channels = int(head_channels)
+        self.normalisation = normalisation
         self.late_stages = stage_range(next_stage(split))
         backbone = target.backbone
         channels = backbone.out_channels
@@ -138,10 +193,33 @@ class Interpreter(nn.Module):
             self.aux_fc = nn.Linear(channels, self.num_attributes)
             nn.init.normal_(self.aux_fc.weight, std=0.001)
             nn.init.zeros_(self.aux_fc.bias)
+        self.pooled_weight: nn.Parameter | None = None
+        self.pooled_bias: nn.Parameter | None = None
+        self.pooled_features = pooled_features
+        self.pooled_local: nn.Sequential | None = None
+        if pooled_classifier and pooled_features == "local":
+            local_in = backbone.stage_channels[STAGES[-2]]
+            self.pooled_local = nn.Sequential(
+                nn.Conv2d(local_in, LOCAL_CHANNELS, kernel_size=1, bias=False),
+                nn.BatchNorm2d(LOCAL_CHANNELS),
+                nn.ReLU(inplace=True),
+            )
+        if pooled_classifier:
+            width = LOCAL_CHANNELS if self.pooled_local is not None else channels
+            self.pooled_weight = nn.Parameter(torch.randn(self.num_attributes, width) * 0.001)
+            self.pooled_bias = nn.Parameter(torch.zeros(self.num_attributes))
+        self.location_logits: nn.Parameter | None = None
+        if location_prior:
+            self.location_logits = nn.Parameter(torch.zeros(self.num_attributes, *PRIOR_GRID))
 
     @property
     def has_aux_classifier(self) -> bool:
-        return self.aux_fc is not None
+        """Whether the interpreter predicts attributes (with either classifier)."""
+        return self.aux_fc is not None or self.pooled_weight is not None
+
+    @property
+    def has_pooled_classifier(self) -> bool:
+        return self.pooled_weight is not None
 
     def train(self, mode: bool = True) -> Interpreter:
         """Set the interpreter's own modules to ``mode``; the target always stays in eval mode."""
@@ -182,6 +260,25 @@ class Interpreter(nn.Module):
             raise AmdError("interpreter weights do not fit this architecture: " + ", ".join(parts))
         self.load_state_dict(dict(state), strict=False)
 
+    def warm_start(self, state: Mapping[str, Tensor]) -> list[str]:
+        """Copy the tensors of another interpreter's own state that fit this one (same name and shape).
+
+        Used to start a variant (another map normalisation, another classifier) from a distilled
+        interpreter of the same target instead of from scratch.
+
+        Returns:
+            The names of the tensors copied.
+
+        Raises:
+            AmdError: Nothing fits (the state belongs to another architecture).
+        """
+        own = self.own_state_dict()
+        fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if not fitting:
+            raise AmdError("none of the given interpreter's weights fit this interpreter")
+        self.load_state_dict(fitting, strict=False)
+        return sorted(fitting)
+
     def architecture(self) -> dict[str, Any]:
         """Plain description from which :func:`build_interpreter` rebuilds this model."""
         return {
@@ -192,7 +289,11 @@ class Interpreter(nn.Module):
             "split": self.split,
             "map_mode": self.map_mode,
             "head_channels": self.head_channels,
-            "aux_classifier": self.has_aux_classifier,
+            "aux_classifier": self.aux_fc is not None,
+            "normalisation": self.normalisation,
+            "pooled_classifier": self.has_pooled_classifier,
+            "location_prior": self.location_logits is not None,
+            "pooled_features": self.pooled_features,
         }
 
     def gains(self) -> Tensor:
@@ -211,25 +312,57 @@ class Interpreter(nn.Module):
             ``(maps, masks)``, both (B, M, h, w): the maps shown to users and the masks applied to F.
         """
         z = self.decompose(self.late(shared))
-        maps = phi(z)
+        if self.location_logits is not None:
+            prior = self.location_logits.unsqueeze(0)
+            if prior.shape[2:] != z.shape[2:]:
+                prior = F.interpolate(prior, size=z.shape[2:], mode="bilinear", align_corners=False)
+            z = z + prior.to(z.dtype)
         if self.log_gain is None:
+            maps = phi(z)
             return maps, maps
-        maps = maps / maps.mean(dim=(2, 3), keepdim=True)
+        if self.normalisation == "softmax":
+            b, m, h, w = z.shape
+            maps = torch.softmax(z.flatten(2).float(), dim=2).view(b, m, h, w).to(z.dtype) * (h * w)
+        else:
+            maps = phi(z)
+            maps = maps / maps.mean(dim=(2, 3), keepdim=True)
         masks = maps * self.gains().view(1, -1, 1, 1).to(maps.dtype)
         return maps, masks
+
+    def pooled_logits(self, fmap: Tensor, maps: Tensor) -> Tensor:
+        """Attribute logits (B, M) of the pooled classifier from features (B, C, h, w) and the maps Â (B, M, h, w)."""
+        assert self.pooled_weight is not None and self.pooled_bias is not None
+        weights = maps / (maps.shape[2] * maps.shape[3])  # each map sums to 1 over its cells
+        pooled = torch.einsum("bmhw,bchw->bmc", weights, fmap.to(weights.dtype))
+        return (pooled * self.pooled_weight.to(pooled.dtype)).sum(dim=2) + self.pooled_bias.to(pooled.dtype)
 
     def forward(self, x: Tensor) -> InterpreterOutput:
         """Images (B, 3, H, W) -> :class:`InterpreterOutput` (one pass serves the target and the maps)."""
         target = self.target
         # The frozen part runs without autograd: nothing upstream of the masks needs a gradient.
+        local = None
         with torch.no_grad():
             shared = target.backbone(x, end=self.split)
-            fmap = target.backbone(shared, start=self.late_stages[0])
+            if self.pooled_local is not None:
+                # The stage before the last, kept on the way to F for the pooled classifier.
+                local = shared
+                if self.late_stages[0] != STAGES[-1]:
+                    local = target.backbone(shared, start=self.late_stages[0], end=STAGES[-2])
+                fmap = target.backbone(local, start=STAGES[-1])
+            else:
+                fmap = target.backbone(shared, start=self.late_stages[0])
             embedding = target.head(fmap)
         maps, masks = self.attention(shared)
         attribute_embeddings = target.masked_head(fmap, masks)
         logits = None
-        if self.aux_fc is not None and self.aux_late is not None:
+        if self.pooled_weight is not None and self.pooled_bias is not None:
+            features = fmap
+            if self.pooled_local is not None and local is not None:
+                if local.shape[2:] != fmap.shape[2:]:
+                    local = F.adaptive_avg_pool2d(local, fmap.shape[2:])
+                features = self.pooled_local(local)
+            logits = self.pooled_logits(features, maps)
+        elif self.aux_fc is not None and self.aux_late is not None:
             pooled = self.aux_late(shared).mean(dim=(2, 3))
             logits = self.aux_fc(pooled)
         return InterpreterOutput(embedding, maps, attribute_embeddings, logits)
@@ -255,4 +388,8 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         map_mode=str(architecture.get("map_mode", "faithful")),
         head_channels=int(architecture.get("head_channels", 256)),
         aux_classifier=bool(architecture.get("aux_classifier", False)),
+        normalisation=str(architecture.get("normalisation", "mean")),
+        pooled_classifier=bool(architecture.get("pooled_classifier", False)),
+        location_prior=bool(architecture.get("location_prior", False)),
+        pooled_features=str(architecture.get("pooled_features", "final")),
     )

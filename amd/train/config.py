@@ -74,7 +74,11 @@ class DistillConfig(RunSettings):
 
     Defaults follow the paper's schedule (Adam, lr 1e-4, weight decay 5e-4, warm-up from 0.01x over
     10 epochs, 6 identities x 4 images, loss 1.0 * L_md + 10 * L_prior). ``size`` defaults to the
-    target's input size. ``map_mode`` is ``faithful`` (the paper) or ``localising``.
+    target's input size. ``map_mode`` is ``faithful`` (the paper) or ``localising``; the localising mode
+    takes a map ``normalisation`` (``mean`` or ``softmax``), a learned ``location_prior`` and the
+    ``pooled_classifier``, which then
+    replaces the auxiliary classifier and is trained with the same loss and weight (``aux_weight``).
+    The location prior learns at ``location_lr_scale`` times the learning rate. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
     """
 
     data: str
@@ -94,6 +98,12 @@ class DistillConfig(RunSettings):
     colour_prior: bool = False
     aux_classifier: bool = True
     aux_weight: float = 1.0
+    normalisation: str = "mean"
+    pooled_classifier: bool = False
+    location_prior: bool = False
+    location_lr_scale: float = 100.0
+    pooled_features: str = "final"
+    start_from: str | None = None
     out: str = field(default="interpreter.pt", kw_only=True)
 
 

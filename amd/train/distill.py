@@ -14,6 +14,7 @@ from amd.errors import AmdError
 from amd.evaluate import explanation_metrics
 from amd.losses import amd_loss, attribute_classification_loss
 from amd.models import Interpreter, load_target, save_interpreter
+from amd.models.checkpoint import read_checkpoint
 from amd.schema import AttributeSchema
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import DistillConfig, config_to_dict
@@ -53,10 +54,25 @@ def distill(
     schema = ds.schema
     loader, _ = train_loader(ds.train, size, cfg.p, cfg.k, cfg.seed, cfg.workers)
     torch.manual_seed(cfg.seed)
-    interpreter = Interpreter(target, len(schema), split=cfg.split, map_mode=cfg.map_mode,
-                              aux_classifier=cfg.aux_classifier).to(device)  # fmt: skip
-    params = list(interpreter.own_parameters())
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    interpreter = Interpreter(
+        target, len(schema), split=cfg.split, map_mode=cfg.map_mode,
+        aux_classifier=cfg.aux_classifier and not cfg.pooled_classifier,
+        normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
+        location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
+    ).to(device)  # fmt: skip
+    if cfg.start_from:
+        start_info, start_state = read_checkpoint(cfg.start_from)
+        if start_info.kind != "interpreter" or start_info.target_sha256 != target_info.sha256:
+            raise AmdError(f"{cfg.start_from}: not an interpreter of the target {cfg.target}")
+        interpreter.warm_start(start_state)
+    # The location prior is a handful of logits per attribute: at the network's learning rate it would
+    # barely move in a short run, so it learns faster (and without weight decay pulling it to 0).
+    prior_params = [interpreter.location_logits] if interpreter.location_logits is not None else []
+    params = [p for p in interpreter.own_parameters() if all(p is not q for q in prior_params)]
+    param_groups = [{"params": params}]
+    if prior_params:
+        param_groups.append({"params": prior_params, "lr": cfg.lr * cfg.location_lr_scale, "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None

@@ -92,6 +92,27 @@ def test_interpreter_round_trip(saved, schema):
     torch.testing.assert_close(a.attribute_logits, b.attribute_logits)
 
 
+def test_interpreter_with_pooled_classifier_round_trip(tmp_path, saved, schema):
+    torch.manual_seed(3)
+    interpreter = Interpreter(
+        saved["target"], num_attributes=3, map_mode="localising", normalisation="softmax",
+        pooled_classifier=True, location_prior=True, pooled_features="local",
+    )  # fmt: skip
+    with torch.no_grad():
+        interpreter.decompose[-1].weight.normal_()
+        interpreter.location_logits.normal_()
+    path = tmp_path / "pooled.pt"
+    target_hash = file_sha256(saved["target_path"])
+    save_interpreter(path, interpreter.eval(), SIZE, schema, target_hash)
+    loaded, _, info = load_pair(saved["target_path"], path)
+    assert info.architecture["pooled_features"] == "local" and loaded.normalisation == "softmax"
+    x = torch.randn(2, 3, *SIZE)
+    with torch.no_grad():
+        a, b = loaded(x), interpreter(x)
+    torch.testing.assert_close(a.maps, b.maps)
+    torch.testing.assert_close(a.attribute_logits, b.attribute_logits)
+
+
 def test_interpreter_file_holds_no_target_weights(saved):
     _, state = read_checkpoint(saved["interp_path"])
     assert state and not any(k.startswith("target.") for k in state)

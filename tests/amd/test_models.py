@@ -344,3 +344,118 @@ def test_interpreter_on_the_light_backbone():
     with torch.no_grad():
         out = interpreter(torch.randn(2, 3, H, W))
     assert out.maps.shape == (2, 2, 4, 2) and out.attribute_embeddings.shape == (2, 2, 1280)
+
+
+# --------------------------------------------------------------- softmax maps and the pooled classifier
+
+
+def test_softmax_maps_are_scaled_distributions(target, images):
+    interpreter = Interpreter(target, num_attributes=3, map_mode="localising", normalisation="softmax").eval()
+    with torch.no_grad():
+        interpreter.decompose[-1].weight.normal_(std=0.5)
+        out = interpreter(images)
+    b, m, h, w = out.maps.shape
+    z = interpreter.decompose(interpreter.late(target.backbone(images, end="layer2")))
+    expected = torch.softmax(z.flatten(2), dim=2).view(b, m, h, w) * (h * w)
+    torch.testing.assert_close(out.maps, expected.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.maps.mean(dim=(2, 3)), torch.ones(b, m), rtol=1e-5, atol=1e-5)
+    assert out.maps.amax(dim=(2, 3)).min() > 1.0  # no longer flat
+
+
+def test_pooled_classifier_pools_features_with_each_map(target, images):
+    interpreter = Interpreter(
+        target, num_attributes=2, map_mode="localising", normalisation="softmax", pooled_classifier=True
+    ).eval()
+    with torch.no_grad():
+        interpreter.pooled_weight.normal_()
+        interpreter.pooled_bias.copy_(torch.tensor([0.5, -1.0]))
+        # Map 0 puts all of its weight on cell (0, 0), map 1 on cell (3, 1).
+        interpreter.decompose[-1].weight.zero_()
+        fmap = target.backbone(images)
+        out_maps = torch.full((4, 2, 4, 2), 1e-9)
+        out_maps[:, 0, 0, 0] = 8.0
+        out_maps[:, 1, 3, 1] = 8.0
+        logits = interpreter.pooled_logits(fmap, out_maps)
+    by_hand = torch.stack(
+        [
+            fmap[:, :, 0, 0] @ interpreter.pooled_weight[0] + 0.5,
+            fmap[:, :, 3, 1] @ interpreter.pooled_weight[1] - 1.0,
+        ],
+        dim=1,
+    )
+    torch.testing.assert_close(logits, by_hand, rtol=1e-4, atol=1e-4)
+    assert interpreter.has_aux_classifier and interpreter.has_pooled_classifier
+    assert interpreter.architecture()["pooled_classifier"] is True
+
+
+def test_pooled_classifier_moves_the_map_onto_the_evidence():
+    """The attribute is a bright patch in the top quarter of the image: the map must go there."""
+    torch.manual_seed(7)
+    model = build_target("resnet18").eval()
+    interpreter = Interpreter(
+        model, num_attributes=1, split="layer3", map_mode="localising", normalisation="softmax",
+        pooled_classifier=True, pooled_features="local",
+    )  # fmt: skip
+    x = torch.randn(8, 3, H, W) * 0.1
+    attrs = torch.tensor([1.0, -1.0]).repeat(4).unsqueeze(1)
+    x[attrs[:, 0] > 0, :, 4:20, 8:24] += 3.0  # evidence in the top quarter (cells of rows 0-1)
+    opt = torch.optim.Adam(interpreter.own_parameters(), lr=2e-3)
+    interpreter.train()
+    for _ in range(15):
+        opt.zero_grad()
+        out = interpreter(x)
+        attribute_classification_loss(out.attribute_logits, attrs, torch.full((1,), 0.5)).backward()
+        opt.step()
+    with torch.no_grad():
+        maps = interpreter.eval()(x).maps[attrs[:, 0] > 0, 0]  # (4, 4, 2)
+    top = maps[:, :2].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
+    assert top.mean().item() > 0.75  # from 0.5 for a flat map
+
+
+def test_location_prior_and_local_features(target, images):
+    interpreter = Interpreter(
+        target, num_attributes=2, map_mode="localising", normalisation="softmax", pooled_classifier=True,
+        location_prior=True, pooled_features="local",
+    ).eval()  # fmt: skip
+    arch = interpreter.architecture()
+    assert arch["location_prior"] is True and arch["pooled_features"] == "local"
+    with torch.no_grad():
+        # The prior alone (no image-dependent part yet) decides the map: all weight on the top row.
+        interpreter.location_logits.fill_(-20.0)
+        interpreter.location_logits[:, :4, :] = 20.0  # top quarter of the 16 x 8 prior grid
+        out = interpreter(images)
+        torch.testing.assert_close(out.embedding, target(images))
+    assert out.maps.shape == (4, 2, 4, 2)
+    # Resized to the 4 x 2 grid, the top quarter of the prior is the first row.
+    top_share = out.maps[:, :, 0].sum(dim=2) / out.maps.sum(dim=(2, 3))
+    assert top_share.min().item() > 0.9
+    assert out.attribute_logits.shape == (4, 2)
+
+
+def test_interpreter_refuses_mixed_options(target):
+    with pytest.raises(AmdError, match="not both"):
+        Interpreter(target, 2, map_mode="localising", aux_classifier=True, pooled_classifier=True)
+    with pytest.raises(AmdError, match="belong to the localising mode"):
+        Interpreter(target, 2, map_mode="faithful", normalisation="softmax")
+    with pytest.raises(AmdError, match="unknown map normalisation"):
+        Interpreter(target, 2, map_mode="localising", normalisation="max")
+    with pytest.raises(AmdError, match="unknown pooled features"):
+        Interpreter(target, 2, map_mode="localising", pooled_classifier=True, pooled_features="early")
+    with pytest.raises(AmdError, match="belong to the localising mode"):
+        Interpreter(target, 2, location_prior=True)
+
+
+def test_warm_start_copies_fitting_weights(target):
+    torch.manual_seed(9)
+    source = Interpreter(target, num_attributes=3, map_mode="localising", aux_classifier=True)
+    with torch.no_grad():
+        source.decompose[-1].weight.normal_()
+    variant = Interpreter(
+        target, num_attributes=3, map_mode="localising", normalisation="softmax", pooled_classifier=True
+    )
+    copied = variant.warm_start(source.own_state_dict())
+    assert "decompose.3.weight" in copied and not any(k.startswith(("aux_", "pooled_")) for k in copied)
+    torch.testing.assert_close(variant.decompose[-1].weight, source.decompose[-1].weight)
+    other = Interpreter(target, num_attributes=5, map_mode="localising")
+    with pytest.raises(AmdError, match="none of the given"):
+        other.warm_start({"decompose.3.weight": torch.zeros(1)})

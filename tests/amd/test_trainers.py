@@ -69,6 +69,35 @@ def test_distillation_binds_the_interpreter_to_its_target(
     assert len(info.schema) == 26 and interp.has_aux_classifier
 
 
+def test_a_pooled_variant_starts_from_an_earlier_interpreter(
+    tiny_data: Path, trained_target, tmp_path: Path
+) -> None:
+    import torch
+
+    from amd.models import read_checkpoint
+
+    target_path, _ = trained_target
+    common = dict(data=str(tiny_data), target=str(target_path), epochs=1, p=3, k=2, warmup_epochs=0,
+                  eval_every=100, device="cpu", map_mode="localising")  # fmt: skip
+    first = tmp_path / "first.pt"
+    distill(DistillConfig(**common, out=str(first)))
+    variant = tmp_path / "variant.pt"
+    # lr 0: the variant keeps exactly what it was started from, and adds its own new parts.
+    distill(DistillConfig(**common, lr=0.0, normalisation="softmax", pooled_classifier=True,
+                          location_prior=True, start_from=str(first), out=str(variant)))  # fmt: skip
+    _, before = read_checkpoint(first)
+    info, after = read_checkpoint(variant)
+    assert info.architecture["pooled_classifier"] and info.architecture["normalisation"] == "softmax"
+    assert not info.architecture["aux_classifier"]  # the pooled classifier replaces it
+    assert torch.equal(after["decompose.3.weight"], before["decompose.3.weight"])
+    assert "pooled_weight" in after and "aux_fc.weight" not in after
+    target, tinfo = load_target(target_path)
+    interp, _ = load_interpreter(variant, target, tinfo.sha256)
+    assert interp.has_aux_classifier and interp.location_logits is not None
+    with pytest.raises(AmdError, match="not an interpreter of the target"):
+        distill(DistillConfig(**common, start_from=str(target_path), out=str(tmp_path / "x.pt")))
+
+
 def test_cancelled_run_reports_it_and_resume_refuses_another_job(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "t.pt"
     base = dict(
