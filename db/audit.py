@@ -46,7 +46,8 @@ def _default_actor() -> tuple[str, str]:
     return user, socket.gethostname()
 
 
-def _info(row: AuditEvent) -> AuditEventInfo:
+def event_info(row: AuditEvent) -> AuditEventInfo:
+    """The frozen record of an audit row."""
     return AuditEventInfo(
         id=row.id,
         at=row.at,
@@ -122,7 +123,7 @@ class AuditLog:
         if limit is not None:
             stmt = stmt.limit(limit)
         with self._ws.reading() as session:
-            return [_info(row) for row in session.scalars(stmt)]
+            return [event_info(row) for row in session.scalars(stmt)]
 
     def iter_all(self, batch: int = 1000) -> Iterator[AuditEventInfo]:
         """Every event in order, read in batches (each in its own short unit of work)."""
@@ -132,7 +133,7 @@ class AuditLog:
                 rows = session.scalars(
                     select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
                 ).all()
-                infos = [_info(row) for row in rows]
+                infos = [event_info(row) for row in rows]
             if not infos:
                 return
             yield from infos

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Session, selectinload
 
+from db.audit import event_info
 from db.errors import ImageRefused, NotFoundError, StoreError
 from db.models import (
     ANNOTATION_KINDS,
@@ -791,19 +792,6 @@ def _load_case(s: Session, case_id: int) -> CaseInfo:
     return _case_info(row, tuple(_item_info(item, item.annotations) for item in row.items))
 
 
-def _audit_info(row: AuditEvent) -> AuditEventInfo:
-    return AuditEventInfo(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        host=row.host,
-        action=row.action,
-        entity=row.entity,
-        entity_ids=tuple(row.entity_ids or ()),
-        details=row.details,
-    )
-
-
 def _touch(s: Session, case_id: int) -> None:
     """Move the case's modified time: a change to an item or an annotation is a change to the case."""
     s.execute(update(Case).where(Case.id == case_id).values(updated_at=utcnow()))
@@ -1237,7 +1225,7 @@ class CaseRepository(_Repository):
             rows = s.scalars(
                 select(AuditEvent).where(AuditEvent.action.like("case.%")).order_by(AuditEvent.id)
             ).all()
-            events = [_audit_info(r) for r in rows]
+            events = [event_info(r) for r in rows]
         out = []
         for ev in events:
             if not exports and ev.action == "case.export":
