@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QMimeData,
     QModelIndex,
     QPersistentModelIndex,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.gallery import CropRole, crop_tooltip
+from gui.qt_util import ListTableModel
 from gui.thumbnails import ThumbnailLoader
 from gui.widgets.crop_view import CROP_MIME, crop_mime, drop_payload
 
@@ -36,14 +36,15 @@ ROW_HEIGHT = 76
 ICON = QSize(35, 70)
 
 
-class ResultsModel(QAbstractTableModel):
+class ResultsModel(ListTableModel):
     """Rows of :class:`cli.workbench.ResultRow`, in rank order."""
+
+    HEADERS = COLUMNS
 
     def __init__(self, thumbnails: ThumbnailLoader, parent=None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
         self.thumbnails.loaded.connect(self._on_thumbnails_loaded)
-        self.rows: list[Any] = []
         self._icons: dict[str, QPixmap] = {}
 
     def _icon(self, crop: Any) -> QPixmap | None:
@@ -60,23 +61,8 @@ class ResultsModel(QAbstractTableModel):
         return icon
 
     def set_rows(self, rows: Sequence[Any]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
         self._icons.clear()
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        super().set_rows(rows)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

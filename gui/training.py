@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QIcon, QImage, QPixmap
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from cli import training_jobs as tj
+from gui.qt_util import ListTableModel, rgb_to_pixmap
 from gui.workers import Job, JobRunner, guarded
 
 #: How often the curves, the progress line and the log are redrawn while a run sends events.
@@ -106,35 +107,13 @@ def run_details(ws: Any, run_id: int) -> tuple[Any, list[dict[str, Any]]]:
 # ---------------------------------------------------------------------- models
 
 
-class RunTableModel(QAbstractTableModel):
+class RunTableModel(ListTableModel):
     """The workspace's training runs (:class:`cli.training_jobs.RunRow`), newest first."""
 
-    COLUMNS = ("run", "kind", "status", "epochs", "metrics", "created", "registered")
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[tj.RunRow] = []
-
-    def set_rows(self, rows: list[tj.RunRow]) -> None:
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
+    HEADERS = ("run", "kind", "status", "epochs", "metrics", "created", "registered")
 
     def row(self, index: int) -> tj.RunRow | None:
         return self.rows[index] if 0 <= index < len(self.rows) else None
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         r = self.row(index.row())
@@ -156,13 +135,6 @@ class _Signals(QObject):
 
     event_received = Signal(object)
     log_received = Signal(str)
-
-
-def numpy_pixmap(rgb: np.ndarray) -> QPixmap:
-    """(H, W, 3) uint8 -> QPixmap (copied, so the array may go)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w, _ = rgb.shape
-    return QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
 
 def pair_picture(a: np.ndarray, b: np.ndarray, height: int = 128) -> np.ndarray:
@@ -775,7 +747,7 @@ class TrainingWindow(QWidget):
     def _on_samples(self, samples: list[tj.SamplePair]) -> None:
         self.samples.clear()
         for s in samples:
-            item = QListWidgetItem(QIcon(numpy_pixmap(pair_picture(s.overlay_a, s.overlay_b))), s.text())
+            item = QListWidgetItem(QIcon(rgb_to_pixmap(pair_picture(s.overlay_a, s.overlay_b))), s.text())
             item.setToolTip(f"{s.path_a}\n{s.path_b}")
             self.samples.addItem(item)
         if not samples:
