@@ -57,6 +57,7 @@ from cases.document import (
 )
 from cases.errors import CaseFileError, SnapshotError
 from cases.snapshot import decode_snapshot
+from db.models import VERDICTS
 
 if TYPE_CHECKING:
     from db.records import CaseInfo, ModelInfo
@@ -601,7 +602,7 @@ def _document(path: str, sha256: str, manifest: dict[str, Any], files: dict[str,
                 )
             )
         verdict = _str(it.get("verdict"), "verdict")
-        if verdict not in (None, "match", "no_match", "inconclusive"):
+        if verdict is not None and verdict not in VERDICTS:
             raise _Refused(f"manifest: item {n} has an unknown verdict {verdict!r}")
         items.append(
             ItemEntry(

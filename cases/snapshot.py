@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from cases.errors import SnapshotError
+from db.models import SIDES
 
 if TYPE_CHECKING:
     from amd.explain import Explanation
@@ -45,7 +46,6 @@ FORMAT = "amd-explanation"
 VERSION = 1
 #: Largest stored map size (height, width).
 MAP_BOX = (64, 32)
-SIDES = ("query", "gallery")
 
 
 def _shrink(maps: np.ndarray) -> np.ndarray:

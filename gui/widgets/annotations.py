@@ -32,9 +32,9 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QInputDialog, QWidget
 
 from cli import case_ops
+from db.models import SIDES
 from gui.widgets.crop_view import CropViewWidget
 
-SIDES = ("query", "gallery")
 TOOLS = ("select", "rect", "arrow", "text")
 #: Colours offered for new shapes (name shown, value stored); the first is the reports' default.
 COLOURS: tuple[tuple[str, str], ...] = (
