@@ -935,42 +935,20 @@ def register_run(ws: Workspace, run_id: int) -> ModelInfo:
     """
     from amd.errors import AmdError
     from amd.models import read_info
-    from cli.workbench import register_models
+    from cli.workbench import register_checkpoint, register_models
 
     run = ws.runs.get(run_id)
     cfg = run_config(run)
     if run.status != "finished" or not Path(cfg.out).is_file():
         raise AmdError(f"training run {run_id} has not finished, so it has no model to register")
-    if run.kind == "target":
-        target_path, interpreter_path = cfg.out, None
-    else:
-        target_path, interpreter_path = cfg.target, cfg.out
+    target_path = cfg.out if run.kind == "target" else cfg.target
     info = read_info(cfg.out)
     label = Path(run.output_dir).name if run.output_dir else f"run {run_id}"
     arch = cfg.arch if run.kind == "target" else info.architecture.get("map_mode")
-    if run.kind == "target":
-        model = ws.models.register(
-            kind="target",
-            name=f"{label} ({arch})",
-            file_hash=info.sha256,
-            architecture=str(info.architecture.get("backbone") or "") or None,
-            attribute_schema=info.schema.to_dict() if info.schema is not None else None,
-            dim=int(info.architecture["embedding_dim"]) if "embedding_dim" in info.architecture else None,
-            metrics=dict(info.metrics) or None,
-            file_path=str(Path(target_path).resolve()),
-        )
-    else:
+    if run.kind != "target":
         pair = register_models(ws, target_path, None)
         if info.target_sha256 != pair.target.file_hash:
             raise AmdError(f"{cfg.out} was distilled from another target model than {target_path}")
-        model = ws.models.register(
-            kind="interpreter",
-            name=f"{label} ({arch})",
-            file_hash=info.sha256,
-            architecture=str(arch or "") or None,
-            attribute_schema=info.schema.to_dict() if info.schema is not None else None,
-            metrics=dict(info.metrics) or None,
-            file_path=str(Path(interpreter_path).resolve()),
-        )
+    model = register_checkpoint(ws, cfg.out, info, name=f"{label} ({arch})")
     ws.runs.update(run_id, model_id=model.id)
     return model

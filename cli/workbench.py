@@ -85,6 +85,26 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def register_checkpoint(ws: Workspace, path: str | Path, info: Any, name: str | None = None) -> ModelInfo:
+    """Register one checkpoint file (``info``: its :class:`amd.models.CheckpointInfo`) under its hash.
+
+    A target is described by its backbone and embedding size, an interpreter by its map mode; ``name``
+    defaults to the checkpoint's own name.
+    """
+    arch = info.architecture
+    target = info.kind == "target"
+    return ws.models.register(
+        kind=info.kind,
+        name=name or info.name,
+        file_hash=info.sha256,
+        architecture=str(arch.get("backbone" if target else "map_mode") or "") or None,
+        attribute_schema=info.schema.to_dict() if info.schema is not None else None,
+        dim=int(arch["embedding_dim"]) if target and "embedding_dim" in arch else None,
+        metrics=dict(info.metrics) or None,
+        file_path=str(Path(path).resolve()),
+    )
+
+
 def register_models(ws: Workspace, target_path: str | Path, interpreter_path: str | Path | None) -> ModelPair:
     """Register a target (and its interpreter) in the workspace by their files' hashes.
 
@@ -98,16 +118,7 @@ def register_models(ws: Workspace, target_path: str | Path, interpreter_path: st
     info = read_info(target_path)
     if info.kind != "target":
         raise AmdError(f"{target_path} is {info.kind!r} checkpoint, not a target model")
-    target = ws.models.register(
-        kind="target",
-        name=info.name,
-        file_hash=info.sha256,
-        architecture=str(info.architecture.get("backbone") or "") or None,
-        attribute_schema=info.schema.to_dict() if info.schema is not None else None,
-        dim=int(info.architecture["embedding_dim"]) if "embedding_dim" in info.architecture else None,
-        metrics=dict(info.metrics) or None,
-        file_path=str(Path(target_path).resolve()),
-    )
+    target = register_checkpoint(ws, target_path, info)
     interpreter = None
     if interpreter_path is not None:
         iinfo = read_info(interpreter_path)
@@ -115,15 +126,7 @@ def register_models(ws: Workspace, target_path: str | Path, interpreter_path: st
             raise AmdError(f"{interpreter_path} is {iinfo.kind!r} checkpoint, not an interpreter")
         if iinfo.target_sha256 != info.sha256:
             raise AmdError(f"{interpreter_path} was distilled from another target model than {target_path}")
-        interpreter = ws.models.register(
-            kind="interpreter",
-            name=iinfo.name,
-            file_hash=iinfo.sha256,
-            architecture=str(iinfo.architecture.get("map_mode") or "") or None,
-            attribute_schema=iinfo.schema.to_dict() if iinfo.schema is not None else None,
-            metrics=dict(iinfo.metrics) or None,
-            file_path=str(Path(interpreter_path).resolve()),
-        )
+        interpreter = register_checkpoint(ws, interpreter_path, iinfo)
     return ModelPair(target, interpreter)
 
 
