@@ -57,6 +57,7 @@ from cases.document import (
 )
 from cases.errors import CaseFileError, SnapshotError
 from cases.snapshot import decode_snapshot
+from db.imagestore import EXTENSIONS
 from db.models import VERDICTS
 
 if TYPE_CHECKING:
@@ -72,15 +73,6 @@ OVERLAYS_PER_ITEM = 3
 #: Fixed time stamp of every member, so that the zip does not depend on the clock.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "BMP": "bmp",
-    "GIF": "gif",
-    "TIFF": "tif",
-    "WEBP": "webp",
-    "PPM": "ppm",
-}
 
 
 @dataclass(frozen=True)
@@ -183,7 +175,7 @@ def build_members(
     rgb: dict[int, Any] = {}
     for cid in crop_ids:
         c = crops[cid]
-        name = f"crops/{c.sha256}.{_EXTENSIONS.get(c.format.upper(), 'bin')}"
+        name = f"crops/{c.sha256}.{EXTENSIONS.get(c.format.upper(), 'bin')}"
         try:
             data = ws.images.read(c.sha256, c.format)
         except OSError as exc:
