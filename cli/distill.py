@@ -24,6 +24,10 @@ HELPS = {
     "pooled_features": "what the pooled classifier pools: final (the target's feature map) or local "
     "(the stage before the last, through a per-cell layer)",
     "location_lr_scale": "learning rate of the location prior, as a multiple of --lr",
+    "map_source": "localising maps: head (the decomposition head), evidence (a classifier that scores each "
+    "cell on its own; its peak is where the attribute is drawn) or head+evidence",
+    "evidence_weight": "weight of the evidence classifier's loss",
+    "evidence_lr_scale": "learning rate of the evidence classifier, as a multiple of --lr",
     "start_from": "an interpreter of the same target whose fitting weights start this run",
     "device": "auto, cpu or cuda",
     "out": "interpreter file to write",

@@ -37,6 +37,21 @@ Two optional attribute classifiers predict the attributes of images without labe
 
 An interpreter has at most one of the two.
 
+Where the localising maps come from (``map_source``):
+
+- ``"head"``: the decomposition head above (trained by the distillation losses);
+- ``"evidence"``: an attribute classifier that scores every cell on its own. The target's (frozen) output of
+  the stage before the last goes through a BatchNorm and a 1x1 conv with M outputs, giving scores S (B, M, h,
+  w); attribute m's logit is a smooth maximum of its scores over the cells, log mean_hw exp(S_m) (trained
+  with the attribute classification loss). A crop that shows an attribute must score high somewhere, and
+  cells that see little beyond their own neighbourhood can only do so where the attribute is drawn, so the
+  peak of S_m lies on the evidence. The map logits are Z_m = t_m * S_m with a learned per-attribute
+  sharpness t_m = exp(tau_m); the distillation trains t and the gains but cannot move S (it is detached
+  there), so it decides how sharp a map is and how much its attribute weighs, never where it looks. This
+  interpreter has no copy of the late stages and no head, and predicts attributes with its evidence
+  classifier unless it also has the auxiliary one;
+- ``"head+evidence"``: the sum of both.
+
 The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
 map's grid) added to Z before normalisation. It starts at 0 and learns, for instance, that a hat is usually
 near the top of a crop, so that the image-dependent part of Z only has to say where this person's hat is.
@@ -45,6 +60,7 @@ near the top of a crop, so that the image-dependent part of Z only has to say wh
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
@@ -66,6 +82,9 @@ POOLED_FEATURES: tuple[str, ...] = ("final", "local")
 
 #: Width of the per-cell layer of the pooled classifier on local features.
 LOCAL_CHANNELS = 256
+
+#: Where the localising maps come from (see the module's notes).
+MAP_SOURCES: tuple[str, ...] = ("head", "evidence", "head+evidence")
 
 #: How the localising mode normalises a map over space.
 NORMALISATIONS: tuple[str, ...] = ("mean", "softmax")
@@ -96,13 +115,16 @@ class InterpreterOutput(NamedTuple):
         embedding: (B, D) the target's embedding f(x).
         maps: (B, M, h, w) the attention maps shown to users (A in faithful mode, Â in localising mode).
         attribute_embeddings: (B, M, D) the per-attribute embeddings f_m(x).
-        attribute_logits: (B, M) logits of the auxiliary classifier, or ``None`` without one.
+        attribute_logits: (B, M) logits of the auxiliary classifier (else of the evidence classifier), or
+            ``None`` without either.
+        evidence_logits: (B, M) logits of the evidence classifier (``map_source`` with evidence), or ``None``.
     """
 
     embedding: Tensor
     maps: Tensor
     attribute_embeddings: Tensor
     attribute_logits: Tensor | None
+    evidence_logits: Tensor | None = None
 
 
 class Interpreter(nn.Module):
@@ -121,6 +143,7 @@ class Interpreter(nn.Module):
             attribute's map (localising mode only).
         location_prior: Learn a per-attribute location prior (localising mode only).
         pooled_features: ``"final"`` (the target's feature map F) or ``"local"`` (see the module's notes).
+        map_source: One of :data:`MAP_SOURCES` (anything but ``"head"`` needs the localising mode).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -137,6 +160,7 @@ class Interpreter(nn.Module):
         pooled_classifier: bool = False,
         location_prior: bool = False,
         pooled_features: str = "final",
+        map_source: str = "head",
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -157,6 +181,10 @@ class Interpreter(nn.Module):
             raise AmdError(
                 f"unknown pooled features {pooled_features!r} (choose one of {', '.join(POOLED_FEATURES)})"
             )
+        if map_source not in MAP_SOURCES:
+            raise AmdError(f"unknown map source {map_source!r} (choose one of {', '.join(MAP_SOURCES)})")
+        if map_mode != "localising" and map_source != "head":
+            raise AmdError("maps from the evidence classifier belong to the localising mode")
         if aux_classifier and pooled_classifier:
             raise AmdError("choose the auxiliary or the pooled attribute classifier, not both")
         self.target = target
@@ -168,20 +196,34 @@ class Interpreter(nn.Module):
         self.head_channels = int(head_channels)
         self.normalisation = normalisation
         self.late_stages = stage_range(next_stage(split))
+        self.map_source = map_source
         backbone = target.backbone
         channels = backbone.out_channels
-        # The trainable copy starts from the target's own weights: its features already suit the target's
-        # feature map, which is what the maps must select from.
-        self.late = nn.Sequential(*(copy.deepcopy(backbone.stages[name]) for name in self.late_stages))
-        self.late.requires_grad_(True)
-        self.decompose = nn.Sequential(
-            nn.Conv2d(channels, self.head_channels, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(self.head_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(self.head_channels, self.num_attributes, kernel_size=1, bias=False),
-        )
-        # Z = 0 at the start gives A = phi(0) = 1: every component starts equal to the full distance.
-        nn.init.zeros_(self.decompose[-1].weight)
+        self.late: nn.Sequential | None = None
+        self.decompose: nn.Sequential | None = None
+        if map_source != "evidence":
+            # The trainable copy starts from the target's own weights: its features already suit the target's
+            # feature map, which is what the maps must select from.
+            self.late = nn.Sequential(*(copy.deepcopy(backbone.stages[name]) for name in self.late_stages))
+            self.late.requires_grad_(True)
+            self.decompose = nn.Sequential(
+                nn.Conv2d(channels, self.head_channels, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(self.head_channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(self.head_channels, self.num_attributes, kernel_size=1, bias=False),
+            )
+            # Z = 0 at the start gives A = phi(0) = 1: every component starts equal to the full distance.
+            nn.init.zeros_(self.decompose[-1].weight)
+        self.evidence: nn.Sequential | None = None
+        self.sharpness: nn.Parameter | None = None
+        if map_source != "head":
+            local_in = backbone.stage_channels[STAGES[-2]]
+            self.evidence = nn.Sequential(
+                nn.BatchNorm2d(local_in), nn.Conv2d(local_in, self.num_attributes, kernel_size=1)
+            )
+            nn.init.normal_(self.evidence[1].weight, std=0.01)
+            nn.init.zeros_(self.evidence[1].bias)
+            self.sharpness = nn.Parameter(torch.zeros(self.num_attributes))
         self.log_gain = nn.Parameter(torch.zeros(self.num_attributes)) if map_mode == "localising" else None
         self.aux_late: nn.Sequential | None = None
         self.aux_fc: nn.Linear | None = None
@@ -214,8 +256,8 @@ class Interpreter(nn.Module):
 
     @property
     def has_aux_classifier(self) -> bool:
-        """Whether the interpreter predicts attributes (with either classifier)."""
-        return self.aux_fc is not None or self.pooled_weight is not None
+        """Whether the interpreter predicts attributes (with any of its classifiers)."""
+        return self.aux_fc is not None or self.pooled_weight is not None or self.evidence is not None
 
     @property
     def has_pooled_classifier(self) -> bool:
@@ -294,12 +336,13 @@ class Interpreter(nn.Module):
             "pooled_classifier": self.has_pooled_classifier,
             "location_prior": self.location_logits is not None,
             "pooled_features": self.pooled_features,
+            "map_source": self.map_source,
         }
 
     def gains(self) -> Tensor:
         """Per-attribute gains g (M,) of the localising mode; ones in faithful mode."""
         if self.log_gain is None:
-            return torch.ones(self.num_attributes, device=self.decompose[-1].weight.device)
+            return torch.ones(self.num_attributes, device=next(self.own_parameters()).device)
         return torch.exp(self.log_gain)
 
     def attention(self, shared: Tensor) -> tuple[Tensor, Tensor]:
@@ -311,12 +354,45 @@ class Interpreter(nn.Module):
         Returns:
             ``(maps, masks)``, both (B, M, h, w): the maps shown to users and the masks applied to F.
         """
-        z = self.decompose(self.late(shared))
+        scores = None
+        if self.evidence is not None:
+            with torch.no_grad():
+                local = self._local_features(shared)
+            scores = self.evidence(local)
+        return self._normalise(self._map_logits(shared, scores))
+
+    def _local_features(self, shared: Tensor) -> Tensor:
+        """The target's output of the stage before the last, from the split stage's output."""
+        if self.late_stages[0] == STAGES[-1]:
+            return shared
+        return self.target.backbone(shared, start=self.late_stages[0], end=STAGES[-2])
+
+    def evidence_logits(self, scores: Tensor) -> Tensor:
+        """Attribute logits (B, M) of the evidence classifier: log mean_hw exp(S) of its cell scores S."""
+        flat = scores.flatten(2).float()
+        return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
+
+    def _map_logits(self, shared: Tensor, scores: Tensor | None) -> Tensor:
+        """Z (B, M, h, w): the head's output and/or the sharpened evidence scores, plus the location prior."""
+        z = None
+        if self.decompose is not None and self.late is not None:
+            z = self.decompose(self.late(shared))
+        if scores is not None and self.sharpness is not None:
+            # Detached: the distillation sets the sharpness, not the place.
+            evidence = scores.detach() * torch.exp(self.sharpness).view(1, -1, 1, 1).to(scores.dtype)
+            if z is not None and evidence.shape[2:] != z.shape[2:]:
+                evidence = F.adaptive_avg_pool2d(evidence, z.shape[2:])
+            z = evidence if z is None else z + evidence.to(z.dtype)
+        assert z is not None
         if self.location_logits is not None:
             prior = self.location_logits.unsqueeze(0)
             if prior.shape[2:] != z.shape[2:]:
                 prior = F.interpolate(prior, size=z.shape[2:], mode="bilinear", align_corners=False)
             z = z + prior.to(z.dtype)
+        return z
+
+    def _normalise(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Maps and masks from the map logits Z."""
         if self.log_gain is None:
             maps = phi(z)
             return maps, maps
@@ -343,16 +419,16 @@ class Interpreter(nn.Module):
         local = None
         with torch.no_grad():
             shared = target.backbone(x, end=self.split)
-            if self.pooled_local is not None:
+            if self.pooled_local is not None or self.evidence is not None:
                 # The stage before the last, kept on the way to F for the pooled classifier.
-                local = shared
-                if self.late_stages[0] != STAGES[-1]:
-                    local = target.backbone(shared, start=self.late_stages[0], end=STAGES[-2])
+                local = self._local_features(shared)
                 fmap = target.backbone(local, start=STAGES[-1])
             else:
                 fmap = target.backbone(shared, start=self.late_stages[0])
             embedding = target.head(fmap)
-        maps, masks = self.attention(shared)
+        scores = self.evidence(local) if self.evidence is not None and local is not None else None
+        maps, masks = self._normalise(self._map_logits(shared, scores))
+        evidence = self.evidence_logits(scores) if scores is not None else None
         attribute_embeddings = target.masked_head(fmap, masks)
         logits = None
         if self.pooled_weight is not None and self.pooled_bias is not None:
@@ -365,7 +441,9 @@ class Interpreter(nn.Module):
         elif self.aux_fc is not None and self.aux_late is not None:
             pooled = self.aux_late(shared).mean(dim=(2, 3))
             logits = self.aux_fc(pooled)
-        return InterpreterOutput(embedding, maps, attribute_embeddings, logits)
+        elif evidence is not None:
+            logits = evidence
+        return InterpreterOutput(embedding, maps, attribute_embeddings, logits, evidence)
 
 
 def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Interpreter:
@@ -392,4 +470,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         pooled_classifier=bool(architecture.get("pooled_classifier", False)),
         location_prior=bool(architecture.get("location_prior", False)),
         pooled_features=str(architecture.get("pooled_features", "final")),
+        map_source=str(architecture.get("map_source", "head")),
     )

@@ -78,7 +78,9 @@ class DistillConfig(RunSettings):
     takes a map ``normalisation`` (``mean`` or ``softmax``), a learned ``location_prior`` and the
     ``pooled_classifier``, which then
     replaces the auxiliary classifier and is trained with the same loss and weight (``aux_weight``).
-    The location prior learns at ``location_lr_scale`` times the learning rate. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
+    The location prior learns at ``location_lr_scale`` times the learning rate. ``map_source``
+    ``evidence`` (or ``head+evidence``) takes the maps from the per-cell evidence classifier, trained with
+    weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
     """
 
     data: str
@@ -104,6 +106,9 @@ class DistillConfig(RunSettings):
     location_lr_scale: float = 100.0
     pooled_features: str = "final"
     start_from: str | None = None
+    map_source: str = "head"
+    evidence_weight: float = 1.0
+    evidence_lr_scale: float = 20.0
     out: str = field(default="interpreter.pt", kw_only=True)
 
 

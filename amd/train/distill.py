@@ -59,6 +59,7 @@ def distill(
         aux_classifier=cfg.aux_classifier and not cfg.pooled_classifier,
         normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
         location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
+        map_source=cfg.map_source,
     ).to(device)  # fmt: skip
     if cfg.start_from:
         start_info, start_state = read_checkpoint(cfg.start_from)
@@ -68,10 +69,15 @@ def distill(
     # The location prior is a handful of logits per attribute: at the network's learning rate it would
     # barely move in a short run, so it learns faster (and without weight decay pulling it to 0).
     prior_params = [interpreter.location_logits] if interpreter.location_logits is not None else []
-    params = [p for p in interpreter.own_parameters() if all(p is not q for q in prior_params)]
+    # The evidence classifier is one linear layer per cell: it also learns faster than the network.
+    evidence_params = list(interpreter.evidence.parameters()) if interpreter.evidence is not None else []
+    special = prior_params + evidence_params
+    params = [p for p in interpreter.own_parameters() if all(p is not q for q in special)]
     param_groups = [{"params": params}]
     if prior_params:
         param_groups.append({"params": prior_params, "lr": cfg.lr * cfg.location_lr_scale, "weight_decay": 0.0})
+    if evidence_params:
+        param_groups.append({"params": evidence_params, "lr": cfg.lr * cfg.evidence_lr_scale})
     optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
     use_amp = cfg.amp and device.type == "cuda"
@@ -87,10 +93,14 @@ def distill(
         md, prior = amd_loss(out.embedding.float(), out.attribute_embeddings.float(), attrs, groups)
         total = cfg.md_weight * md + cfg.prior_weight * prior
         terms = {"distillation": md, "prior": prior}
-        if out.attribute_logits is not None:
+        if out.attribute_logits is not None and out.attribute_logits is not out.evidence_logits:
             aux = attribute_classification_loss(out.attribute_logits.float(), attrs, rates)
             terms["attributes"] = aux
             total = total + cfg.aux_weight * aux
+        if out.evidence_logits is not None:
+            evidence = attribute_classification_loss(out.evidence_logits.float(), attrs, rates)
+            terms["evidence"] = evidence
+            total = total + cfg.evidence_weight * evidence
         return total, terms, len(images)
 
     def evaluate(trainer: Trainer) -> dict[str, float]:

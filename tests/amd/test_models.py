@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from amd.losses import (
 )
 from amd.models import BACKBONES, Interpreter, ReIDModel, build_backbone, build_target, phi
 from amd.models.backbones import PretrainedWeightsError, load_pretrained
+from amd.models.interpreter import build_interpreter
 
 H, W = 64, 32
 
@@ -459,3 +461,74 @@ def test_warm_start_copies_fitting_weights(target):
     other = Interpreter(target, num_attributes=5, map_mode="localising")
     with pytest.raises(AmdError, match="none of the given"):
         other.warm_start({"decompose.3.weight": torch.zeros(1)})
+
+
+def test_evidence_maps_by_hand(target, images):
+    interpreter = Interpreter(
+        target, num_attributes=2, map_mode="localising", normalisation="softmax", map_source="evidence",
+        aux_classifier=False,
+    ).eval()  # fmt: skip
+    assert interpreter.late is None and interpreter.decompose is None
+    scores = torch.zeros(1, 2, 2, 2)
+    scores[0, 0] = torch.tensor([[0.0, 0.0], [0.0, math.log(5.0)]])  # log mean exp = log(8 / 4) = log 2
+    scores[0, 1] = 3.0
+    torch.testing.assert_close(interpreter.evidence_logits(scores), torch.tensor([[math.log(2.0), 3.0]]))
+    with torch.no_grad():
+        interpreter.sharpness.copy_(torch.tensor([math.log(2.0), 0.0]))
+        out = interpreter(images)
+        local = target.backbone(images, end="layer3")
+        s = interpreter.evidence(local)
+    torch.testing.assert_close(out.evidence_logits, torch.logsumexp(s.flatten(2), 2) - math.log(8))
+    assert out.attribute_logits is out.evidence_logits  # no auxiliary classifier: the evidence predicts
+    sharp = s * torch.tensor([2.0, 1.0]).view(1, 2, 1, 1)
+    by_hand = torch.softmax(sharp.flatten(2), dim=2).view_as(s) * 8
+    torch.testing.assert_close(out.maps, by_hand)
+    torch.testing.assert_close(out.embedding, target(images))
+    assert interpreter.architecture()["map_source"] == "evidence"
+    rebuilt = build_interpreter(target, interpreter.architecture())
+    assert rebuilt.map_source == "evidence" and rebuilt.decompose is None
+    both = Interpreter(target, 2, map_mode="localising", map_source="head+evidence", aux_classifier=True).eval()
+    out = both(images)
+    assert out.attribute_logits is not out.evidence_logits and out.evidence_logits.shape == (4, 2)
+
+
+def test_distillation_sets_the_sharpness_not_the_place(target, images):
+    interpreter = Interpreter(target, 3, map_mode="localising", normalisation="softmax", map_source="evidence")
+    out = interpreter(images)
+    attrs = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, -1.0, -1.0]])
+    md, prior = amd_loss(out.embedding, out.attribute_embeddings, attrs)
+    (md + prior).backward()
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in interpreter.evidence.parameters())
+    assert interpreter.sharpness.grad is not None and interpreter.log_gain.grad is not None
+
+
+def test_evidence_classifier_moves_the_map_onto_the_evidence():
+    """Trained only to classify the attribute, the evidence map of a crop that has it peaks on it."""
+    torch.manual_seed(7)
+    model = build_target("resnet18").eval()
+    interpreter = Interpreter(
+        model, num_attributes=1, map_mode="localising", normalisation="softmax", map_source="evidence"
+    )
+    x = torch.randn(8, 3, H, W) * 0.1
+    attrs = torch.tensor([1.0, -1.0]).repeat(4).unsqueeze(1)
+    x[attrs[:, 0] > 0, :, 4:20, 8:24] += 3.0  # evidence in the top quarter (cells of rows 0-1)
+    opt = torch.optim.Adam(interpreter.own_parameters(), lr=1e-2)
+    interpreter.train()
+    for _ in range(30):
+        opt.zero_grad()
+        out = interpreter(x)
+        attribute_classification_loss(out.evidence_logits, attrs, torch.full((1,), 0.5)).backward()
+        opt.step()
+    with torch.no_grad():
+        out = interpreter.eval()(x)
+    maps = out.maps[attrs[:, 0] > 0, 0]  # (4, 4, 2)
+    top = maps[:, :2].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
+    assert top.mean().item() > 0.75  # from 0.5 for a flat map
+    assert out.evidence_logits[attrs[:, 0] > 0].min() > out.evidence_logits[attrs[:, 0] < 0].max()
+
+
+def test_evidence_maps_are_refused_outside_the_localising_mode(target):
+    with pytest.raises(AmdError, match="belong to the localising mode"):
+        Interpreter(target, 2, map_mode="faithful", map_source="evidence")
+    with pytest.raises(AmdError, match="unknown map source"):
+        Interpreter(target, 2, map_mode="localising", map_source="cam")
