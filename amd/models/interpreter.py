@@ -45,9 +45,11 @@ Where the localising maps come from (``map_source``):
   w); attribute m's logit is a smooth maximum of its scores over the cells, log mean_hw exp(S_m) (trained
   with the attribute classification loss). A crop that shows an attribute must score high somewhere, and
   cells that see little beyond their own neighbourhood can only do so where the attribute is drawn, so the
-  peak of S_m lies on the evidence. The map logits are Z_m = t_m * S_m with a learned per-attribute
-  sharpness t_m = exp(tau_m); the distillation trains t and the gains but cannot move S (it is detached
-  there), so it decides how sharp a map is and how much its attribute weighs, never where it looks. This
+  peak of S_m lies on the evidence. The map logits are Z_m = t_m * (S_m - mean S_m) / std S_m (over the
+  cells) with a learned per-attribute sharpness t_m = exp(tau_m): standardised, the scores say where, and
+  t alone says how sharply, however confident the classifier grows. The distillation trains t and the
+  gains but cannot move S (it is detached there), so it decides how sharp a map is and how much its
+  attribute weighs, never where it looks. This
   interpreter has no copy of the late stages and no head, and predicts attributes with its evidence
   classifier unless it also has the auxiliary one;
 - ``"head+evidence"``: the sum of both.
@@ -106,6 +108,14 @@ def phi(z: Tensor) -> Tensor:
     negative = torch.exp(torch.where(negative_side, z, zero))
     positive = torch.sqrt(1.0 + torch.where(negative_side, zero, z))
     return torch.where(negative_side, negative, positive)
+
+
+def standardise_cells(scores: Tensor, eps: float = 1e-4) -> Tensor:
+    """(S - mean) / std over the cells of each map of ``scores`` (B, M, h, w); a flat map stays flat (0)."""
+    flat = scores.float().flatten(2)
+    mean = flat.mean(dim=2, keepdim=True)
+    std = flat.std(dim=2, keepdim=True, unbiased=False)
+    return ((flat - mean) / (std + eps)).view_as(scores).to(scores.dtype)
 
 
 class InterpreterOutput(NamedTuple):
@@ -379,7 +389,9 @@ class Interpreter(nn.Module):
             z = self.decompose(self.late(shared))
         if scores is not None and self.sharpness is not None:
             # Detached: the distillation sets the sharpness, not the place.
-            evidence = scores.detach() * torch.exp(self.sharpness).view(1, -1, 1, 1).to(scores.dtype)
+            evidence = standardise_cells(scores.detach()) * torch.exp(self.sharpness).view(1, -1, 1, 1).to(
+                scores.dtype
+            )
             if z is not None and evidence.shape[2:] != z.shape[2:]:
                 evidence = F.adaptive_avg_pool2d(evidence, z.shape[2:])
             z = evidence if z is None else z + evidence.to(z.dtype)

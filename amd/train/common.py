@@ -127,7 +127,13 @@ def drive(
                 f"{run_dir} holds a run with another configuration (differs in {changed}); "
                 "start without resuming or use another run folder"
             )
-        trainer.load_state_dict(saved["trainer"])
+        try:
+            trainer.load_state_dict(saved["trainer"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise AmdError(
+                f"{run_dir} holds a run whose saved state does not fit this model or optimiser "
+                f"(written by another version?): {exc}; start without resuming or use another run folder"
+            ) from exc
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     if on_event is not None:

@@ -71,11 +71,16 @@ def distill(
     prior_params = [interpreter.location_logits] if interpreter.location_logits is not None else []
     # The evidence classifier is one linear layer per cell: it also learns faster than the network.
     evidence_params = list(interpreter.evidence.parameters()) if interpreter.evidence is not None else []
+    if interpreter.sharpness is not None and interpreter.log_gain is not None:
+        # Without a network to train, the scale parameters are all the distillation has: they move fast too.
+        evidence_params += [interpreter.sharpness, interpreter.log_gain]
     special = prior_params + evidence_params
     params = [p for p in interpreter.own_parameters() if all(p is not q for q in special)]
     param_groups = [{"params": params}]
     if prior_params:
-        param_groups.append({"params": prior_params, "lr": cfg.lr * cfg.location_lr_scale, "weight_decay": 0.0})
+        param_groups.append(
+            {"params": prior_params, "lr": cfg.lr * cfg.location_lr_scale, "weight_decay": 0.0}
+        )
     if evidence_params:
         param_groups.append({"params": evidence_params, "lr": cfg.lr * cfg.evidence_lr_scale})
     optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)

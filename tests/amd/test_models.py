@@ -480,20 +480,26 @@ def test_evidence_maps_by_hand(target, images):
         s = interpreter.evidence(local)
     torch.testing.assert_close(out.evidence_logits, torch.logsumexp(s.flatten(2), 2) - math.log(8))
     assert out.attribute_logits is out.evidence_logits  # no auxiliary classifier: the evidence predicts
-    sharp = s * torch.tensor([2.0, 1.0]).view(1, 2, 1, 1)
+    centred = s - s.mean(dim=(2, 3), keepdim=True)
+    std = centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-4
+    sharp = centred / std * torch.tensor([2.0, 1.0]).view(1, 2, 1, 1)
     by_hand = torch.softmax(sharp.flatten(2), dim=2).view_as(s) * 8
     torch.testing.assert_close(out.maps, by_hand)
     torch.testing.assert_close(out.embedding, target(images))
     assert interpreter.architecture()["map_source"] == "evidence"
     rebuilt = build_interpreter(target, interpreter.architecture())
     assert rebuilt.map_source == "evidence" and rebuilt.decompose is None
-    both = Interpreter(target, 2, map_mode="localising", map_source="head+evidence", aux_classifier=True).eval()
+    both = Interpreter(
+        target, 2, map_mode="localising", map_source="head+evidence", aux_classifier=True
+    ).eval()
     out = both(images)
     assert out.attribute_logits is not out.evidence_logits and out.evidence_logits.shape == (4, 2)
 
 
 def test_distillation_sets_the_sharpness_not_the_place(target, images):
-    interpreter = Interpreter(target, 3, map_mode="localising", normalisation="softmax", map_source="evidence")
+    interpreter = Interpreter(
+        target, 3, map_mode="localising", normalisation="softmax", map_source="evidence"
+    )
     out = interpreter(images)
     attrs = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, -1.0, -1.0]])
     md, prior = amd_loss(out.embedding, out.attribute_embeddings, attrs)

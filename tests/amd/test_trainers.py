@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from amd.errors import AmdError
 from amd.models import load_interpreter, load_target, read_info
@@ -114,6 +115,16 @@ def test_cancelled_run_reports_it_and_resume_refuses_another_job(tiny_data: Path
     assert (Path(result.run_dir) / "last.pt").is_file()
     with pytest.raises(AmdError, match=r"holds a run with another configuration \(differs in \['lr'\]\)"):
         train_target(TargetTrainConfig(**base, eval_every=10, lr=1e-2))
+    # A saved state that no longer fits (written by another version of the model) is refused by name.
+    last = Path(result.run_dir) / "last.pt"
+    good = last.read_bytes()
+    saved = torch.load(last, weights_only=True)
+    groups = saved["trainer"]["optimizer"]["param_groups"]
+    groups.append(dict(groups[0]))
+    torch.save(saved, last)
+    with pytest.raises(AmdError, match="saved state does not fit this model or optimiser"):
+        train_target(TargetTrainConfig(**base, eval_every=10))
+    last.write_bytes(good)
     resumed = train_target(TargetTrainConfig(**base, eval_every=10))
     assert resumed.out == str(out) and resumed.epochs_done == 3
     assert read_info(out).extra["epochs"] == 3
