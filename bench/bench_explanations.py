@@ -60,8 +60,11 @@ def quick_models(work: Path, data: Path | None, target: Path | None, epochs: int
         path = work / f"{mode}.pt"
         print(f"quick: distilling the {mode} interpreter for {epochs} epochs", flush=True)
         started = time.perf_counter()
-        distill(DistillConfig(data=str(data), target=str(target), epochs=epochs, warmup_epochs=1, lr=3e-4,
-                              map_mode=mode, eval_every=100, out=str(path), device="cpu"))  # fmt: skip
+        # The localising variant is the shipped recipe's first step: maps from the per-cell evidence classifier.
+        extra = dict(normalisation="softmax", map_source="evidence", aux_classifier=False, lr=1e-3,
+                     evidence_lr_scale=10.0) if mode == "localising" else dict(lr=3e-4)  # fmt: skip
+        distill(DistillConfig(data=str(data), target=str(target), epochs=epochs, warmup_epochs=1, map_mode=mode,
+                              eval_every=100, out=str(path), device="cpu", **extra))  # fmt: skip
         print(f"quick: {mode} interpreter distilled in {time.perf_counter() - started:.0f} s", flush=True)
         out.append(path)
     return data, target, out[0], out[1]

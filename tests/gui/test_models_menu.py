@@ -135,7 +135,7 @@ def test_an_imported_model_is_offered_and_used(qtbot, window, second_models):
     dialog.import_button.click()
     qtbot.waitUntil(lambda: getattr(window, "switch_model_box", None) is not None, timeout=30000)
     box = window.switch_model_box
-    assert not shiboken6.isValid(dialog)  # accepted and deleted on close
+    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog), timeout=5000)  # accepted and deleted on close
     assert "second interpreter" in box.text()
     names = {m.name for m in window.bench.ws.models.list()}
     assert {"second target", "second interpreter"} <= names
