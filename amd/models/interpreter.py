@@ -364,12 +364,18 @@ class Interpreter(nn.Module):
         Returns:
             ``(maps, masks)``, both (B, M, h, w): the maps shown to users and the masks applied to F.
         """
-        scores = None
+        local = None
         if self.evidence is not None:
             with torch.no_grad():
                 local = self._local_features(shared)
-            scores = self.evidence(local)
-        return self._normalise(self._map_logits(shared, scores))
+        maps, masks, _ = self._maps(shared, local)
+        return maps, masks
+
+    def _maps(self, shared: Tensor, local: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(maps, masks, evidence logits or None)`` from the split stage's and the local features."""
+        scores = self.evidence(local) if self.evidence is not None and local is not None else None
+        maps, masks = self._normalise(self._map_logits(shared, scores))
+        return maps, masks, self.evidence_logits(scores) if scores is not None else None
 
     def _local_features(self, shared: Tensor) -> Tensor:
         """The target's output of the stage before the last, from the split stage's output."""
@@ -432,15 +438,13 @@ class Interpreter(nn.Module):
         with torch.no_grad():
             shared = target.backbone(x, end=self.split)
             if self.pooled_local is not None or self.evidence is not None:
-                # The stage before the last, kept on the way to F for the pooled classifier.
+                # The stage before the last, kept on the way to F for the pooled or the evidence classifier.
                 local = self._local_features(shared)
                 fmap = target.backbone(local, start=STAGES[-1])
             else:
                 fmap = target.backbone(shared, start=self.late_stages[0])
             embedding = target.head(fmap)
-        scores = self.evidence(local) if self.evidence is not None and local is not None else None
-        maps, masks = self._normalise(self._map_logits(shared, scores))
-        evidence = self.evidence_logits(scores) if scores is not None else None
+        maps, masks, evidence = self._maps(shared, local)
         attribute_embeddings = target.masked_head(fmap, masks)
         logits = None
         if self.pooled_weight is not None and self.pooled_bias is not None:

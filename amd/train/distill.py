@@ -72,7 +72,8 @@ def distill(
     # The evidence classifier is one linear layer per cell: it also learns faster than the network.
     evidence_params = list(interpreter.evidence.parameters()) if interpreter.evidence is not None else []
     if interpreter.sharpness is not None and interpreter.log_gain is not None:
-        # Without a network to train, the scale parameters are all the distillation has: they move fast too.
+        # How sharp each evidence map is and how much it weighs are a few numbers per attribute, and with
+        # evidence maps alone they are all the distillation trains: they learn at the same fast rate.
         evidence_params += [interpreter.sharpness, interpreter.log_gain]
     special = prior_params + evidence_params
     params = [p for p in interpreter.own_parameters() if all(p is not q for q in special)]
@@ -98,6 +99,7 @@ def distill(
         md, prior = amd_loss(out.embedding.float(), out.attribute_embeddings.float(), attrs, groups)
         total = cfg.md_weight * md + cfg.prior_weight * prior
         terms = {"distillation": md, "prior": prior}
+        # Without an auxiliary or pooled classifier, attribute_logits are the evidence logits: count them once.
         if out.attribute_logits is not None and out.attribute_logits is not out.evidence_logits:
             aux = attribute_classification_loss(out.attribute_logits.float(), attrs, rates)
             terms["attributes"] = aux

@@ -398,20 +398,32 @@ def test_pooled_classifier_moves_the_map_onto_the_evidence():
         model, num_attributes=1, split="layer3", map_mode="localising", normalisation="softmax",
         pooled_classifier=True, pooled_features="local",
     )  # fmt: skip
-    x = torch.randn(8, 3, H, W) * 0.1
-    attrs = torch.tensor([1.0, -1.0]).repeat(4).unsqueeze(1)
-    x[attrs[:, 0] > 0, :, 4:20, 8:24] += 3.0  # evidence in the top quarter (cells of rows 0-1)
-    opt = torch.optim.Adam(interpreter.own_parameters(), lr=2e-3)
-    interpreter.train()
-    for _ in range(15):
-        opt.zero_grad()
-        out = interpreter(x)
-        attribute_classification_loss(out.attribute_logits, attrs, torch.full((1,), 0.5)).backward()
-        opt.step()
-    with torch.no_grad():
-        maps = interpreter.eval()(x).maps[attrs[:, 0] > 0, 0]  # (4, 4, 2)
+    out, attrs = _train_on_a_bright_patch(interpreter, "attribute_logits", lr=2e-3, steps=15)
+    maps = out.maps[attrs[:, 0] > 0, 0]  # (4, 4, 2)
     top = maps[:, :2].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
     assert top.mean().item() > 0.75  # from 0.5 for a flat map
+
+
+def _train_on_a_bright_patch(interpreter: Interpreter, logits: str, lr: float, steps: int):
+    """Train one attribute's classifier (the output field ``logits``) on crops where it is a bright patch.
+
+    The patch lies in the top quarter of the 4 crops with the attribute (cells of rows 0-1).
+
+    Returns:
+        The trained interpreter's output in eval mode, and the (8, 1) attribute labels.
+    """
+    x = torch.randn(8, 3, H, W) * 0.1
+    attrs = torch.tensor([1.0, -1.0]).repeat(4).unsqueeze(1)
+    x[attrs[:, 0] > 0, :, 4:20, 8:24] += 3.0
+    opt = torch.optim.Adam(interpreter.own_parameters(), lr=lr)
+    interpreter.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        out = interpreter(x)
+        attribute_classification_loss(getattr(out, logits), attrs, torch.full((1,), 0.5)).backward()
+        opt.step()
+    with torch.no_grad():
+        return interpreter.eval()(x), attrs
 
 
 def test_location_prior_and_local_features(target, images):
@@ -515,18 +527,7 @@ def test_evidence_classifier_moves_the_map_onto_the_evidence():
     interpreter = Interpreter(
         model, num_attributes=1, map_mode="localising", normalisation="softmax", map_source="evidence"
     )
-    x = torch.randn(8, 3, H, W) * 0.1
-    attrs = torch.tensor([1.0, -1.0]).repeat(4).unsqueeze(1)
-    x[attrs[:, 0] > 0, :, 4:20, 8:24] += 3.0  # evidence in the top quarter (cells of rows 0-1)
-    opt = torch.optim.Adam(interpreter.own_parameters(), lr=1e-2)
-    interpreter.train()
-    for _ in range(30):
-        opt.zero_grad()
-        out = interpreter(x)
-        attribute_classification_loss(out.evidence_logits, attrs, torch.full((1,), 0.5)).backward()
-        opt.step()
-    with torch.no_grad():
-        out = interpreter.eval()(x)
+    out, attrs = _train_on_a_bright_patch(interpreter, "evidence_logits", lr=1e-2, steps=30)
     maps = out.maps[attrs[:, 0] > 0, 0]  # (4, 4, 2)
     top = maps[:, :2].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
     assert top.mean().item() > 0.75  # from 0.5 for a flat map
