@@ -20,14 +20,17 @@ HELPS = {
     "normalisation": "localising maps: mean (A / mean A) or softmax (a distribution over the cells)",
     "pooled_classifier": "localising maps: predict each attribute from the features its own map pools "
     "(replaces the auxiliary classifier; pushes each map onto its attribute's evidence)",
-    "location_prior": "localising maps: learn where each attribute usually is (a per-attribute grid of logits)",
+    "location_prior": "localising maps: learn where each attribute usually is (a per-attribute grid of logits; "
+    "with evidence maps it is part of the cell scores and learns from the evidence loss)",
     "pooled_features": "what the pooled classifier pools: final (the target's feature map) or local "
     "(the stage before the last, through a per-cell layer)",
     "location_lr_scale": "learning rate of the location prior, as a multiple of --lr",
     "map_source": "localising maps: head (the decomposition head), evidence (a classifier that scores each "
-    "cell on its own; its peak is where the attribute is drawn) or head+evidence",
+    "cell on its own; its peak is where the attribute is drawn), head+evidence (their sum) or "
+    "pinned (the evidence fixes each map's peak; the head scales the map and can dim its other cells)",
     "evidence_weight": "weight of the evidence classifier's loss",
     "evidence_lr_scale": "learning rate of the evidence classifier, as a multiple of --lr",
+    "evidence_hidden": "channels of a hidden per-cell layer in the evidence classifier (0: linear)",
     "start_from": "an interpreter of the same target whose fitting weights start this run",
     "device": "auto, cpu or cuda",
     "out": "interpreter file to write",

@@ -52,11 +52,18 @@ Where the localising maps come from (``map_source``):
   attribute weighs, never where it looks. This
   interpreter has no copy of the late stages and no head, and predicts attributes with its evidence
   classifier unless it also has the auxiliary one;
-- ``"head+evidence"``: the sum of both.
+- ``"head+evidence"``: the sum of both;
+- ``"pinned"``: the evidence fixes where each map peaks and the head shapes the rest. With H the head's
+  output and p the cell where the evidence map peaks, Z_m = t_m * standardised S_m + min(H_m - H_m[p], 0)
+  and the map is scaled by phi(H_m[p]). No cell can rise above the peak, so the map points where the
+  evidence does, while the head still sets, per image, how much the attribute weighs (the scale) and
+  which other cells count (it can dim any of them). The evidence classifier can have a hidden per-cell
+  layer (``evidence_hidden`` channels).
 
 The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
-map's grid) added to Z before normalisation. It starts at 0 and learns, for instance, that a hat is usually
-near the top of a crop, so that the image-dependent part of Z only has to say where this person's hat is.
+map's grid). It starts at 0 and learns, for instance, that a hat is usually near the top of a crop, so that
+the image-dependent part only has to say where this person's hat is. With the head alone it is added to Z;
+with evidence maps it is added to the cell scores S, so the evidence loss teaches it.
 """
 
 from __future__ import annotations
@@ -86,7 +93,7 @@ POOLED_FEATURES: tuple[str, ...] = ("final", "local")
 LOCAL_CHANNELS = 256
 
 #: Where the localising maps come from (see the module's notes).
-MAP_SOURCES: tuple[str, ...] = ("head", "evidence", "head+evidence")
+MAP_SOURCES: tuple[str, ...] = ("head", "evidence", "head+evidence", "pinned")
 
 #: How the localising mode normalises a map over space.
 NORMALISATIONS: tuple[str, ...] = ("mean", "softmax")
@@ -171,6 +178,7 @@ class Interpreter(nn.Module):
         location_prior: bool = False,
         pooled_features: str = "final",
         map_source: str = "head",
+        evidence_hidden: int = 0,
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -197,6 +205,10 @@ class Interpreter(nn.Module):
             raise AmdError("maps from the evidence classifier belong to the localising mode")
         if aux_classifier and pooled_classifier:
             raise AmdError("choose the auxiliary or the pooled attribute classifier, not both")
+        if evidence_hidden < 0 or (evidence_hidden and map_source == "head"):
+            raise AmdError(
+                "the evidence classifier's hidden width must be 0 or more, and needs an evidence map source"
+            )
         self.target = target
         self.target.requires_grad_(False)
         self.target.eval()
@@ -226,13 +238,23 @@ class Interpreter(nn.Module):
             nn.init.zeros_(self.decompose[-1].weight)
         self.evidence: nn.Sequential | None = None
         self.sharpness: nn.Parameter | None = None
+        self.evidence_hidden = int(evidence_hidden)
         if map_source != "head":
             local_in = backbone.stage_channels[STAGES[-2]]
-            self.evidence = nn.Sequential(
-                nn.BatchNorm2d(local_in), nn.Conv2d(local_in, self.num_attributes, kernel_size=1)
-            )
-            nn.init.normal_(self.evidence[1].weight, std=0.01)
-            nn.init.zeros_(self.evidence[1].bias)
+            layers: list[nn.Module] = [nn.BatchNorm2d(local_in)]
+            width = local_in
+            if self.evidence_hidden:
+                # One hidden per-cell layer: still a classifier of each cell on its own, with more capacity.
+                layers += [
+                    nn.Conv2d(local_in, self.evidence_hidden, kernel_size=1, bias=False),
+                    nn.BatchNorm2d(self.evidence_hidden),
+                    nn.ReLU(inplace=True),
+                ]
+                width = self.evidence_hidden
+            layers.append(nn.Conv2d(width, self.num_attributes, kernel_size=1))
+            self.evidence = nn.Sequential(*layers)
+            nn.init.normal_(self.evidence[-1].weight, std=0.01)
+            nn.init.zeros_(self.evidence[-1].bias)
             self.sharpness = nn.Parameter(torch.zeros(self.num_attributes))
         self.log_gain = nn.Parameter(torch.zeros(self.num_attributes)) if map_mode == "localising" else None
         self.aux_late: nn.Sequential | None = None
@@ -347,6 +369,7 @@ class Interpreter(nn.Module):
             "location_prior": self.location_logits is not None,
             "pooled_features": self.pooled_features,
             "map_source": self.map_source,
+            "evidence_hidden": self.evidence_hidden,
         }
 
     def gains(self) -> Tensor:
@@ -373,9 +396,23 @@ class Interpreter(nn.Module):
 
     def _maps(self, shared: Tensor, local: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(maps, masks, evidence logits or None)`` from the split stage's and the local features."""
-        scores = self.evidence(local) if self.evidence is not None and local is not None else None
-        maps, masks = self._normalise(self._map_logits(shared, scores))
+        scores = None
+        if self.evidence is not None and local is not None:
+            scores = self.evidence(local)
+            if self.location_logits is not None:
+                # With evidence maps the prior is part of the cell scores, so the evidence loss teaches it.
+                scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
+        z, amplitude = self._map_logits(shared, scores)
+        maps, masks = self._normalise(z, amplitude)
         return maps, masks, self.evidence_logits(scores) if scores is not None else None
+
+    def _prior(self, size: torch.Size) -> Tensor:
+        """The location prior (1, M, h, w) resized to a grid of ``size``."""
+        assert self.location_logits is not None
+        prior = self.location_logits.unsqueeze(0)
+        if prior.shape[2:] != size:
+            prior = F.interpolate(prior, size=tuple(size), mode="bilinear", align_corners=False)
+        return prior
 
     def _local_features(self, shared: Tensor) -> Tensor:
         """The target's output of the stage before the last, from the split stage's output."""
@@ -388,29 +425,38 @@ class Interpreter(nn.Module):
         flat = scores.flatten(2).float()
         return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
 
-    def _map_logits(self, shared: Tensor, scores: Tensor | None) -> Tensor:
-        """Z (B, M, h, w): the head's output and/or the sharpened evidence scores, plus the location prior."""
-        z = None
-        if self.decompose is not None and self.late is not None:
-            z = self.decompose(self.late(shared))
-        if scores is not None and self.sharpness is not None:
-            # Detached: the distillation sets the sharpness, not the place.
-            evidence = standardise_cells(scores.detach()) * torch.exp(self.sharpness).view(1, -1, 1, 1).to(
-                scores.dtype
-            )
-            if z is not None and evidence.shape[2:] != z.shape[2:]:
-                evidence = F.adaptive_avg_pool2d(evidence, z.shape[2:])
-            z = evidence if z is None else z + evidence.to(z.dtype)
-        assert z is not None
-        if self.location_logits is not None:
-            prior = self.location_logits.unsqueeze(0)
-            if prior.shape[2:] != z.shape[2:]:
-                prior = F.interpolate(prior, size=z.shape[2:], mode="bilinear", align_corners=False)
-            z = z + prior.to(z.dtype)
-        return z
+    def _map_logits(self, shared: Tensor, scores: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(Z, amplitude)``: the map logits Z (B, M, h, w) and, for pinned maps, their amplitudes (B, M, 1, 1).
 
-    def _normalise(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Maps and masks from the map logits Z."""
+        Z holds the head's output and/or the sharpened evidence scores, plus the location prior.
+        """
+        head = None
+        if self.decompose is not None and self.late is not None:
+            head = self.decompose(self.late(shared))
+        if scores is None or self.sharpness is None:
+            assert head is not None
+            if self.location_logits is not None:
+                head = head + self._prior(head.shape[2:]).to(head.dtype)
+            return head, None
+        # Detached: the distillation sets the sharpness, not the place.
+        z = standardise_cells(scores.detach()) * torch.exp(self.sharpness).view(1, -1, 1, 1).to(scores.dtype)
+        if head is None:
+            return z, None
+        if z.shape[2:] != head.shape[2:]:
+            z = F.adaptive_avg_pool2d(z, head.shape[2:])
+        head = head.to(z.dtype)
+        if self.map_source == "head+evidence":
+            return z + head, None
+        # Pinned: the head's value at the evidence peak H_p scales the map by phi(H_p); elsewhere the head can
+        # only lower Z, by min(H - H_p, 0), so no cell rises above the peak and the peak stays where it is.
+        flat = head.flatten(2)
+        peak = z.flatten(2).argmax(dim=2, keepdim=True)
+        at_peak = flat.gather(2, peak)
+        z = z + torch.clamp(flat - at_peak, max=0.0).view_as(z)
+        return z, phi(at_peak).unsqueeze(3)
+
+    def _normalise(self, z: Tensor, amplitude: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Maps and masks from the map logits Z, each map scaled by its amplitude when there is one."""
         if self.log_gain is None:
             maps = phi(z)
             return maps, maps
@@ -420,6 +466,8 @@ class Interpreter(nn.Module):
         else:
             maps = phi(z)
             maps = maps / maps.mean(dim=(2, 3), keepdim=True)
+        if amplitude is not None:
+            maps = maps * amplitude.to(maps.dtype)
         masks = maps * self.gains().view(1, -1, 1, 1).to(maps.dtype)
         return maps, masks
 
@@ -487,4 +535,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         location_prior=bool(architecture.get("location_prior", False)),
         pooled_features=str(architecture.get("pooled_features", "final")),
         map_source=str(architecture.get("map_source", "head")),
+        evidence_hidden=int(architecture.get("evidence_hidden", 0)),
     )

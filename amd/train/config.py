@@ -80,7 +80,9 @@ class DistillConfig(RunSettings):
     replaces the auxiliary classifier and is trained with the same loss and weight (``aux_weight``).
     The location prior learns at ``location_lr_scale`` times the learning rate. ``map_source``
     ``evidence`` (or ``head+evidence``) takes the maps from the per-cell evidence classifier, trained with
-    weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
+    weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate, with a hidden per-cell layer
+    of ``evidence_hidden`` channels when above 0; ``pinned`` keeps each map's peak where the evidence puts
+    it and lets the head scale the map and dim its other cells. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
     """
 
     data: str
@@ -109,6 +111,7 @@ class DistillConfig(RunSettings):
     map_source: str = "head"
     evidence_weight: float = 1.0
     evidence_lr_scale: float = 20.0
+    evidence_hidden: int = 0
     out: str = field(default="interpreter.pt", kw_only=True)
 
 

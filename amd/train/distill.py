@@ -59,7 +59,7 @@ def distill(
         aux_classifier=cfg.aux_classifier and not cfg.pooled_classifier,
         normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
         location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
-        map_source=cfg.map_source,
+        map_source=cfg.map_source, evidence_hidden=cfg.evidence_hidden,
     ).to(device)  # fmt: skip
     if cfg.start_from:
         start_info, start_state = read_checkpoint(cfg.start_from)

@@ -539,3 +539,75 @@ def test_evidence_maps_are_refused_outside_the_localising_mode(target):
         Interpreter(target, 2, map_mode="faithful", map_source="evidence")
     with pytest.raises(AmdError, match="unknown map source"):
         Interpreter(target, 2, map_mode="localising", map_source="cam")
+
+
+def test_pinned_maps_keep_the_evidence_peak(target, images):
+    """With ``pinned`` maps the head scales each map and dims cells, but the peak stays the evidence's."""
+    interpreter = Interpreter(
+        target, 3, map_mode="localising", normalisation="softmax", map_source="pinned",
+        evidence_hidden=8, aux_classifier=False,
+    ).eval()  # fmt: skip
+    torch.manual_seed(3)
+    with torch.no_grad():
+        interpreter.decompose[-1].weight.normal_(std=2.0)  # a head strong enough to move a summed map
+        out = interpreter(images)
+        scores = interpreter.evidence(target.backbone(images, end="layer3"))
+        head = interpreter.decompose(interpreter.late(target.backbone(images, end="layer2")))
+        summed = interpreter._normalise(standardise_by_hand(scores) + head)[0]
+    peak = scores.flatten(2).argmax(2, keepdim=True)
+    at_peak = head.flatten(2).gather(2, peak)
+    z = standardise_by_hand(scores) + torch.clamp(head.flatten(2) - at_peak, max=0).view_as(head)
+    by_hand = torch.softmax(z.flatten(2), dim=2).view_as(z) * 8 * phi(at_peak).unsqueeze(3)
+    torch.testing.assert_close(out.maps, by_hand)
+    assert (summed.flatten(2).argmax(2, keepdim=True) != peak).any()  # the head alone would move peaks
+    torch.testing.assert_close(out.maps.flatten(2).argmax(2, keepdim=True), peak)
+    assert phi(at_peak).std().item() > 0.05  # the amplitudes differ per image and attribute
+    gains = interpreter.gains().view(1, 3, 1, 1)
+    torch.testing.assert_close(target.masked_head(target.backbone(images), out.maps * gains),
+                               out.attribute_embeddings)  # fmt: skip
+    # The distillation trains the head, and still not the evidence classifier.
+    interpreter.train()
+    out = interpreter(images)
+    attrs = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, -1.0, -1.0]])
+    md, prior = amd_loss(out.embedding, out.attribute_embeddings, attrs)
+    (md + prior).backward()
+    assert interpreter.decompose[-1].weight.grad.abs().max() > 0
+    assert all(p.grad is None or p.grad.abs().max() == 0 for p in interpreter.evidence.parameters())
+
+
+def standardise_by_hand(scores: torch.Tensor) -> torch.Tensor:
+    centred = scores - scores.mean(dim=(2, 3), keepdim=True)
+    return centred / (centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-4)
+
+
+def test_evidence_classifier_with_a_hidden_layer_and_a_prior(target, images):
+    interpreter = Interpreter(
+        target, 2, map_mode="localising", normalisation="softmax", map_source="evidence", evidence_hidden=16,
+        location_prior=True, aux_classifier=False,
+    ).eval()  # fmt: skip
+    assert [type(m).__name__ for m in interpreter.evidence] == [
+        "BatchNorm2d", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"
+    ]  # fmt: skip
+    assert interpreter.evidence[1].out_channels == 16 and interpreter.evidence[-1].out_channels == 2
+    with torch.no_grad():
+        interpreter.location_logits.zero_()
+        interpreter.location_logits[0, :8] = 2.0  # the top half of the crop, for attribute 0
+        out = interpreter(images)
+        scores = interpreter.evidence(target.backbone(images, end="layer3"))
+    with_prior = scores.clone()
+    with_prior[:, 0, :2] += 2.0  # the 16 x 8 prior resized to the 4 x 2 grid
+    torch.testing.assert_close(out.evidence_logits, torch.logsumexp(with_prior.flatten(2), 2) - math.log(8))
+    shape = torch.softmax(standardise_by_hand(with_prior).flatten(2), dim=2).view_as(scores) * 8
+    torch.testing.assert_close(out.maps, shape)
+    # The prior learns from the evidence loss.
+    interpreter.train()
+    out = interpreter(images)
+    attribute_classification_loss(
+        out.evidence_logits, torch.tensor([[1.0, -1.0]] * 4), torch.tensor([0.5, 0.5])
+    ).backward()
+    assert interpreter.location_logits.grad.abs().max() > 0
+    rebuilt = build_interpreter(target, interpreter.architecture())
+    assert rebuilt.evidence_hidden == 16
+    rebuilt.load_own_state_dict(interpreter.own_state_dict())
+    with pytest.raises(AmdError, match="hidden width"):
+        Interpreter(target, 2, map_mode="localising", evidence_hidden=16)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from amd.data.load import load_dataset
 from amd.errors import AmdError
 from amd.models import load_interpreter, load_target, read_info
+from amd.models.inputs import eval_transform, load_batch
 from amd.train.config import DistillConfig, TargetTrainConfig
 from amd.train.distill import distill, identity_positive_rates
 from amd.train.target import train_target
@@ -99,31 +101,42 @@ def test_a_pooled_variant_starts_from_an_earlier_interpreter(
         distill(DistillConfig(**common, start_from=str(target_path), out=str(tmp_path / "x.pt")))
 
 
-def test_the_demo_recipe_evidence_maps_then_a_head(tiny_data: Path, trained_target, tmp_path: Path) -> None:
-
-
+def test_the_demo_recipe_evidence_maps_then_a_pinned_head(
+    tiny_data: Path, trained_target, tmp_path: Path
+) -> None:
     from amd.models import read_checkpoint
 
     target_path, _ = trained_target
     common = dict(data=str(tiny_data), target=str(target_path), p=3, k=2, eval_every=100, device="cpu",
-                  map_mode="localising", normalisation="softmax", aux_classifier=False)  # fmt: skip
+                  map_mode="localising", normalisation="softmax", aux_classifier=False, location_prior=True,
+                  location_lr_scale=10.0)  # fmt: skip
     evidence = tmp_path / "evidence.pt"
     distill(DistillConfig(**common, epochs=4, warmup_epochs=0, lr=1e-3, map_source="evidence",
                           evidence_lr_scale=10.0, log_every=1, out=str(evidence)))  # fmt: skip
     info, state = read_checkpoint(evidence)
     assert info.architecture["map_source"] == "evidence"
     assert not any(k.startswith(("late.", "decompose.", "aux_")) for k in state)  # a few thousand numbers
+    assert state["location_logits"].abs().max() > 0  # the evidence loss taught the prior
     steps = [json.loads(line) for line in (tmp_path / "evidence_run" / "log.jsonl").read_text().splitlines()]
     losses = [r["losses"]["evidence"] for r in steps if r.get("type") == "step"]
     assert len(losses) >= 4 and np.mean(losses[-2:]) < np.mean(losses[:2])  # the evidence classifier learns
-    both = tmp_path / "both.pt"
-    distill(DistillConfig(**common, epochs=1, warmup_epochs=0, lr=0.0, map_source="head+evidence", split="layer3",
-                          start_from=str(evidence), out=str(both)))  # fmt: skip
-    _, after = read_checkpoint(both)
-    torch.testing.assert_close(after["evidence.1.weight"], state["evidence.1.weight"])
+    pinned = tmp_path / "pinned.pt"
+    distill(DistillConfig(**common, epochs=1, warmup_epochs=0, lr=1e-3, map_source="pinned", split="layer3",
+                          start_from=str(evidence), out=str(pinned)))  # fmt: skip
     target, tinfo = load_target(target_path)
-    interp, _ = load_interpreter(both, target, tinfo.sha256)
-    assert interp.map_source == "head+evidence" and interp.has_aux_classifier and interp.aux_fc is None
+    interp, _ = load_interpreter(pinned, target, tinfo.sha256)
+    assert interp.map_source == "pinned" and interp.has_aux_classifier and interp.aux_fc is None
+    assert interp.decompose[-1].weight.abs().max() > 0  # the head learned from 0
+    # Whatever the head learned, every map still peaks where its evidence does.
+    dataset = load_dataset(tiny_data, "market1501")
+    images, _ = load_batch([r.path for r in dataset.query], eval_transform((64, 32)))
+    with torch.no_grad():
+        out = interp.eval()(images)
+        scores = interp.evidence(target.backbone(images, end="layer3"))
+        scores = scores + torch.nn.functional.interpolate(
+            interp.location_logits.unsqueeze(0), size=scores.shape[2:], mode="bilinear", align_corners=False
+        )
+    torch.testing.assert_close(out.maps.flatten(2).argmax(2), scores.flatten(2).argmax(2))
 
 
 def test_cancelled_run_reports_it_and_resume_refuses_another_job(tiny_data: Path, tmp_path: Path) -> None:
