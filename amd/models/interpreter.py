@@ -428,7 +428,8 @@ class Interpreter(nn.Module):
     def _map_logits(self, shared: Tensor, scores: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """``(Z, amplitude)``: the map logits Z (B, M, h, w) and, for pinned maps, their amplitudes (B, M, 1, 1).
 
-        Z holds the head's output and/or the sharpened evidence scores, plus the location prior.
+        Z holds the head's output and/or the sharpened evidence scores. The location prior is already in the
+        evidence scores when there are any; with the head alone it is added here.
         """
         head = None
         if self.decompose is not None and self.late is not None:
