@@ -51,14 +51,14 @@ Where the localising maps come from (``map_source``):
   gains but cannot move S (it is detached there), so it decides how sharp a map is and how much its
   attribute weighs, never where it looks. This
   interpreter has no copy of the late stages and no head, and predicts attributes with its evidence
-  classifier unless it also has the auxiliary one;
+  classifier unless it also has the auxiliary one. With ``evidence_hidden`` channels the classifier has a
+  hidden per-cell layer (1x1 conv, BatchNorm, ReLU) before its output conv;
 - ``"head+evidence"``: the sum of both;
 - ``"pinned"``: the evidence fixes where each map peaks and the head shapes the rest. With H the head's
   output and p the cell where the evidence map peaks, Z_m = t_m * standardised S_m + min(H_m - H_m[p], 0)
   and the map is scaled by phi(H_m[p]). No cell can rise above the peak, so the map points where the
   evidence does, while the head still sets, per image, how much the attribute weighs (the scale) and
-  which other cells count (it can dim any of them). The evidence classifier can have a hidden per-cell
-  layer (``evidence_hidden`` channels).
+  which other cells count (it can dim any of them).
 
 The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
 map's grid). It starts at 0 and learns, for instance, that a hat is usually near the top of a crop, so that

@@ -69,7 +69,7 @@ def distill(
     # The location prior is a handful of logits per attribute: at the network's learning rate it would
     # barely move in a short run, so it learns faster (and without weight decay pulling it to 0).
     prior_params = [interpreter.location_logits] if interpreter.location_logits is not None else []
-    # The evidence classifier is one linear layer per cell: it also learns faster than the network.
+    # The evidence classifier is a small per-cell classifier on frozen features: it also learns faster.
     evidence_params = list(interpreter.evidence.parameters()) if interpreter.evidence is not None else []
     if interpreter.sharpness is not None and interpreter.log_gain is not None:
         # How sharp each evidence map is and how much it weighs are a few numbers per attribute, and with

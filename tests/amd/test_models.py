@@ -475,6 +475,11 @@ def test_warm_start_copies_fitting_weights(target):
         other.warm_start({"decompose.3.weight": torch.zeros(1)})
 
 
+def standardise_by_hand(scores: torch.Tensor) -> torch.Tensor:
+    centred = scores - scores.mean(dim=(2, 3), keepdim=True)
+    return centred / (centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-4)
+
+
 def test_evidence_maps_by_hand(target, images):
     interpreter = Interpreter(
         target, num_attributes=2, map_mode="localising", normalisation="softmax", map_source="evidence",
@@ -492,9 +497,7 @@ def test_evidence_maps_by_hand(target, images):
         s = interpreter.evidence(local)
     torch.testing.assert_close(out.evidence_logits, torch.logsumexp(s.flatten(2), 2) - math.log(8))
     assert out.attribute_logits is out.evidence_logits  # no auxiliary classifier: the evidence predicts
-    centred = s - s.mean(dim=(2, 3), keepdim=True)
-    std = centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-4
-    sharp = centred / std * torch.tensor([2.0, 1.0]).view(1, 2, 1, 1)
+    sharp = standardise_by_hand(s) * torch.tensor([2.0, 1.0]).view(1, 2, 1, 1)
     by_hand = torch.softmax(sharp.flatten(2), dim=2).view_as(s) * 8
     torch.testing.assert_close(out.maps, by_hand)
     torch.testing.assert_close(out.embedding, target(images))
@@ -573,11 +576,6 @@ def test_pinned_maps_keep_the_evidence_peak(target, images):
     (md + prior).backward()
     assert interpreter.decompose[-1].weight.grad.abs().max() > 0
     assert all(p.grad is None or p.grad.abs().max() == 0 for p in interpreter.evidence.parameters())
-
-
-def standardise_by_hand(scores: torch.Tensor) -> torch.Tensor:
-    centred = scores - scores.mean(dim=(2, 3), keepdim=True)
-    return centred / (centred.pow(2).mean(dim=(2, 3), keepdim=True).sqrt() + 1e-4)
 
 
 def test_evidence_classifier_with_a_hidden_layer_and_a_prior(target, images):
