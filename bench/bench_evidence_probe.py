@@ -1,0 +1,222 @@
+"""Where would an evidence classifier point? Fast probes on cached features, against the fixed map.
+
+The evidence classifier of a localising interpreter (``map_source="evidence"`` or ``"pinned"``) is a
+per-cell classifier on the target's frozen output of the stage before the last, so its training needs no
+network pass once those features are known. This benchmark extracts them once (``--copies`` augmented
+versions of every training crop, the test crops without augmentation), then trains the interpreter's own
+evidence classifier (and location prior) on them for each variant and seed, and scores where its cell
+scores peak with the pointing game of :mod:`amd.pointing`. A variant takes seconds instead of the minutes
+of a ``distill`` step, so choices such as the loss weighting or the prior can be compared over several
+seeds before a real run. The fixed average-part map is the baseline, scored in the same run; with
+``--interpreter`` the evidence classifier of a distilled interpreter is scored on the same features too.
+
+    python bench/bench_evidence_probe.py --data DIR --target T.pt [--interpreter I.pt] [--copies 6]
+        [--epochs 20] [--seeds 3] [--json OUT]
+
+Variants: ``amd`` (the distillation's weighted cross-entropy, with the location prior, as ``distill``
+trains it), ``no prior``, ``balanced`` (positives and negatives weigh 1/2r and 1/2(1 - r), so that each
+class counts half).
+
+Probes see a fixed set of augmented copies and train in large batches, so their figures differ from those
+of a ``distill`` run with the same settings; compare variants with each other and with the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from amd.data.load import load_dataset  # noqa: E402
+from amd.data.transforms import build_transforms  # noqa: E402
+from amd.losses import attribute_classification_loss  # noqa: E402
+from amd.models import Interpreter, load_pair, load_target  # noqa: E402
+from amd.models.inputs import eval_transform  # noqa: E402
+from amd.pointing import attribute_parts, fixed_maps, ground_truth, has_masks, pointing_game, pointing_groups  # noqa: E402
+from amd.train.distill import identity_positive_rates  # noqa: E402
+
+VARIANTS = ("amd", "no prior", "balanced")
+
+
+def local_features(interp: Interpreter, records, transform, copies: int, batch: int = 64) -> torch.Tensor:
+    """(copies * N, C, h, w) float16 outputs of the target's stage before the last (copy by copy)."""
+    images = [Image.open(r.path).convert("RGB") for r in records]
+    out = []
+    for copy in range(copies):
+        torch.manual_seed(copy)
+        for i in range(0, len(images), batch):
+            x = torch.stack([transform(im) for im in images[i : i + batch]])
+            with torch.inference_mode():
+                shared = interp.target.backbone(x, end=interp.split)
+                out.append(interp._local_features(shared).half())
+    return torch.cat(out)
+
+
+def train_probe(target, m: int, feats: torch.Tensor, attrs: torch.Tensor, rates: torch.Tensor, variant: str,
+                epochs: int, seed: int, lr: float = 1e-2, batch: int = 256,
+                pids: np.ndarray | None = None) -> Interpreter:  # fmt: skip
+    """A fresh evidence interpreter whose evidence classifier (and prior) is trained on cached features."""
+    torch.manual_seed(seed)
+    interp = Interpreter(target, m, map_mode="localising", normalisation="softmax", map_source="evidence",
+                         location_prior=variant != "no prior")  # fmt: skip
+    params = list(interp.evidence.parameters())
+    groups = [{"params": params}]
+    if interp.location_logits is not None:
+        groups.append({"params": [interp.location_logits], "weight_decay": 0.0})
+    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=5e-4)
+    positive = (attrs > 0).float()
+    r = rates.clamp(0.02, 0.98)
+    generator = torch.Generator().manual_seed(seed)
+    interp.train()
+    for _ in range(epochs):
+        for idx in batches(len(feats), batch, pids, generator):
+            logits = interp.evidence_logits(scores(interp, feats[idx]))
+            if variant == "balanced":
+                t = positive[idx]
+                weight = t * 0.5 / r + (1 - t) * 0.5 / (1 - r)
+                loss = F.binary_cross_entropy_with_logits(logits, t, weight=weight)
+            else:
+                loss = attribute_classification_loss(logits, attrs[idx], rates)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return interp.eval()
+
+
+def batches(n: int, size: int, pids: np.ndarray | None, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch of batch indices: shuffled crops, or P x 4 batches (P = size // 4 identities, 4 crops
+    each, as ``distill`` samples) when ``pids`` gives each cached crop's identity."""
+    order = torch.randperm(n, generator=generator)
+    if pids is None:
+        return [order[i : i + size] for i in range(0, n, size)]
+    by_pid: dict[int, list[int]] = {}
+    for i in order.tolist():
+        by_pid.setdefault(int(pids[i]), []).append(i)
+    chunks = [torch.tensor(v[j : j + 4]) for v in by_pid.values() for j in range(0, len(v) - 3, 4)]
+    chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+    per = max(size // 4, 1)
+    return [torch.cat(chunks[i : i + per]) for i in range(0, len(chunks), per)]
+
+
+def scores(interp: Interpreter, feats: torch.Tensor) -> torch.Tensor:
+    """Cell scores S (B, M, h, w) of the evidence classifier, the location prior included."""
+    s = interp.evidence(feats.float())
+    if interp.location_logits is not None:
+        s = s + interp._prior(s.shape[2:])
+    return s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="synthetic dataset folder (with masks/)")
+    parser.add_argument("--target", type=Path, required=True, help="target model file")
+    parser.add_argument(
+        "--interpreter", type=Path, help="an interpreter with an evidence classifier, scored too"
+    )
+    parser.add_argument(
+        "--copies", type=int, default=6, help="augmented copies of each training crop (default 6)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=20, help="probe epochs over the cached copies (default 20)"
+    )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    parser.add_argument("--batch", type=int, default=256, help="crops per probe step (default 256)")
+    parser.add_argument(
+        "--pk", action="store_true", help="batches of identities x 4 crops, as distill samples"
+    )
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not has_masks(args.data):
+        raise SystemExit(
+            f"{args.data}: no ground-truth masks (parts.json and masks/); render a synthetic dataset"
+        )
+    ds = load_dataset(args.data, "market1501")
+    target, info = load_target(args.target)
+    target = target.float().eval()
+    size = tuple(info.input_size)
+    names = ds.schema.names
+    m = len(names)
+    groups = pointing_groups(ds.schema)
+    parts = attribute_parts(args.data, names)
+    test = (*ds.query, *ds.gallery)
+
+    start = time.perf_counter()
+    extractor = Interpreter(target, m, map_mode="localising", map_source="evidence").eval()
+    train_feats = local_features(extractor, ds.train, build_transforms(size, train=True), args.copies)
+    test_feats = local_features(extractor, test, eval_transform(size), 1)
+    attrs = torch.as_tensor(np.stack([r.attributes for r in ds.train] * args.copies), dtype=torch.float32)
+    rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32)
+    pids = np.array([r.pid for r in ds.train] * args.copies) if args.pk else None
+    cache_s = time.perf_counter() - start
+    cells = tuple(test_feats.shape[2:])
+    truth = ground_truth(args.data, test, parts, cells)
+    print(f"features of {len(train_feats)} training copies and {len(test)} test crops on a {cells[0]}x{cells[1]} "
+          f"grid in {cache_s:.0f} s", flush=True)  # fmt: skip
+
+    results: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, float]] = {}
+    fixed = pointing_game(
+        fixed_maps(ground_truth(args.data, ds.train, parts, cells)), truth, groups
+    ).as_dict()
+    results["fixed map"] = fixed
+    if args.interpreter:
+        interp, _, _ = load_pair(args.target, args.interpreter)
+        interp = interp.float().eval()
+        if interp.evidence is None:
+            raise SystemExit(f"{args.interpreter}: this interpreter has no evidence classifier")
+        with torch.no_grad():
+            results["interpreter"] = pointing_game(
+                scores(interp, test_feats).numpy(), truth, groups
+            ).as_dict()
+    for variant in args.variants:
+        runs = []
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            probe = train_probe(
+                target, m, train_feats, attrs, rates, variant, args.epochs, seed, batch=args.batch, pids=pids
+            )
+            with torch.no_grad():
+                runs.append(pointing_game(scores(probe, test_feats).numpy(), truth, groups).as_dict())
+        keys = runs[0].keys()
+        results[variant] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        spread[variant] = {k: float(np.std([r[k] for r in runs])) for k in keys}
+        print(f"{variant}: {args.seeds} seed(s) in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    columns = list(results)
+    print("\npointing game (mean over seeds; +- the spread where more than one)")
+    print(f"{'group':<16}" + "".join(f"{c:>18}" for c in columns))
+    for key in fixed:
+        row = f"{key:<16}"
+        for c in columns:
+            sd = spread.get(c, {}).get(key)
+            cell = f"{results[c][key]:.3f}" + (f" +-{sd:.3f}" if sd is not None and args.seeds > 1 else "")
+            row += f"{cell:>18}"
+        print(row)
+    base = fixed["overall"]
+    for c in columns[1:]:
+        below = [k for k in fixed if k != "overall" and results[c][k] < fixed[k]]
+        print(f"{c}: overall {results[c]['overall'] / base:.3f}x the fixed map; below it in "
+              f"{', '.join(below) if below else 'no group'}")  # fmt: skip
+    if args.json:
+        args.json.write_text(
+            json.dumps({"pointing": results, "spread": spread, "cache_seconds": cache_s}, indent=2)
+        )
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
