@@ -17,6 +17,9 @@ Variants: ``amd`` (the distillation's weighted cross-entropy, with the location 
 trains it), ``no prior``, ``balanced`` (positives and negatives weigh 1/2r and 1/2(1 - r), so that each
 class counts half).
 
+``distill`` trains the ``amd`` variant the same way before its image passes when ``evidence_cache`` is
+above 0 (:mod:`amd.train.evidence_cache`).
+
 Probes see a fixed set of augmented copies and train in large batches, so their figures differ from those
 of a ``distill`` run with the same settings; compare variants with each other and with the baseline.
 """
@@ -33,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from amd.data.load import load_dataset  # noqa: E402
@@ -43,22 +45,9 @@ from amd.models import Interpreter, load_pair, load_target  # noqa: E402
 from amd.models.inputs import eval_transform  # noqa: E402
 from amd.pointing import attribute_parts, fixed_maps, ground_truth, has_masks, pointing_game, pointing_groups  # noqa: E402
 from amd.train.distill import identity_positive_rates  # noqa: E402
+from amd.train.evidence_cache import cell_scores, local_features  # noqa: E402
 
 VARIANTS = ("amd", "no prior", "balanced")
-
-
-def local_features(interp: Interpreter, records, transform, copies: int, batch: int = 64) -> torch.Tensor:
-    """(copies * N, C, h, w) float16 outputs of the target's stage before the last (copy by copy)."""
-    images = [Image.open(r.path).convert("RGB") for r in records]
-    out = []
-    for copy in range(copies):
-        torch.manual_seed(copy)
-        for i in range(0, len(images), batch):
-            x = torch.stack([transform(im) for im in images[i : i + batch]])
-            with torch.inference_mode():
-                shared = interp.target.backbone(x, end=interp.split)
-                out.append(interp._local_features(shared).half())
-    return torch.cat(out)
 
 
 def train_probe(target, m: int, feats: torch.Tensor, attrs: torch.Tensor, rates: torch.Tensor, variant: str,
@@ -79,7 +68,7 @@ def train_probe(target, m: int, feats: torch.Tensor, attrs: torch.Tensor, rates:
     interp.train()
     for _ in range(epochs):
         for idx in batches(len(feats), batch, pids, generator):
-            logits = interp.evidence_logits(scores(interp, feats[idx]))
+            logits = interp.evidence_logits(cell_scores(interp, feats[idx]))
             if variant == "balanced":
                 t = positive[idx]
                 weight = t * 0.5 / r + (1 - t) * 0.5 / (1 - r)
@@ -105,14 +94,6 @@ def batches(n: int, size: int, pids: np.ndarray | None, generator: torch.Generat
     chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
     per = max(size // 4, 1)
     return [torch.cat(chunks[i : i + per]) for i in range(0, len(chunks), per)]
-
-
-def scores(interp: Interpreter, feats: torch.Tensor) -> torch.Tensor:
-    """Cell scores S (B, M, h, w) of the evidence classifier, the location prior included."""
-    s = interp.evidence(feats.float())
-    if interp.location_logits is not None:
-        s = s + interp._prior(s.shape[2:])
-    return s
 
 
 def main() -> None:
@@ -180,7 +161,7 @@ def main() -> None:
             raise SystemExit(f"{args.interpreter}: this interpreter has no evidence classifier")
         with torch.no_grad():
             results["interpreter"] = pointing_game(
-                scores(interp, test_feats).numpy(), truth, groups
+                cell_scores(interp, test_feats).numpy(), truth, groups
             ).as_dict()
     for variant in args.variants:
         runs = []
@@ -190,7 +171,7 @@ def main() -> None:
                 target, m, train_feats, attrs, rates, variant, args.epochs, seed, batch=args.batch, pids=pids
             )
             with torch.no_grad():
-                runs.append(pointing_game(scores(probe, test_feats).numpy(), truth, groups).as_dict())
+                runs.append(pointing_game(cell_scores(probe, test_feats).numpy(), truth, groups).as_dict())
         keys = runs[0].keys()
         results[variant] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
         spread[variant] = {k: float(np.std([r[k] for r in runs])) for k in keys}

@@ -28,7 +28,11 @@ HELPS = {
     "map_source": "localising maps: head (the decomposition head), evidence (a classifier that scores each "
     "cell on its own; its peak is where the attribute is drawn), head+evidence (their sum) or "
     "pinned (the evidence fixes each map's peak; the head scales the map and can dim its other cells)",
-    "evidence_weight": "weight of the evidence classifier's loss",
+    "evidence_weight": "weight of the evidence classifier's loss (0: keep the evidence classifier and the "
+    "location prior as they start, trained on cached features or taken from --start-from)",
+    "evidence_cache": "first train the evidence classifier on cached features of this many augmented copies "
+    "of the training crops (0: no)",
+    "evidence_cache_epochs": "passes over the cached features",
     "evidence_lr_scale": "learning rate of the evidence classifier, as a multiple of --lr",
     "evidence_hidden": "channels of a hidden per-cell layer in the evidence classifier (0: linear)",
     "start_from": "an interpreter of the same target whose fitting weights start this run",

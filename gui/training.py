@@ -794,6 +794,10 @@ class TrainingWindow(QWidget):
         if kind == "history":
             self._add_events(event["events"])
             return
+        if kind == "evidence_cache":
+            self._log(f"evidence classifier on cached features: pass {event['epoch']} of {event['epochs']}, "
+                      f"loss {event['loss']:.4f}")  # fmt: skip
+            return
         if kind == "step":
             self.progress.update(event, time.monotonic())
         self._pending.append(event)

@@ -296,9 +296,12 @@ class Interpreter(nn.Module):
         return self.pooled_weight is not None
 
     def train(self, mode: bool = True) -> Interpreter:
-        """Set the interpreter's own modules to ``mode``; the target always stays in eval mode."""
+        """Set the interpreter's own modules to ``mode``; the target always stays in eval mode, and so does
+        a frozen evidence classifier (no parameter requiring gradients), whose batch statistics stay fixed."""
         super().train(mode)
         self.target.eval()
+        if self.evidence is not None and not any(p.requires_grad for p in self.evidence.parameters()):
+            self.evidence.eval()
         return self
 
     def own_named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:

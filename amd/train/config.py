@@ -82,7 +82,12 @@ class DistillConfig(RunSettings):
     ``evidence`` (or ``head+evidence``) takes the maps from the per-cell evidence classifier, trained with
     weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate, with a hidden per-cell layer
     of ``evidence_hidden`` channels when above 0; ``pinned`` keeps each map's peak where the evidence puts
-    it and lets the head scale the map and dim its other cells. ``start_from`` names an interpreter of the same target whose fitting weights start the run.
+    it and lets the head scale the map and dim its other cells. With ``evidence_cache`` above 0, a run that
+    starts (not one that resumes) first trains the evidence classifier and the prior in its scores on cached
+    features of that many augmented copies of the training crops, for ``evidence_cache_epochs`` passes over
+    them (:mod:`amd.train.evidence_cache`); an ``evidence_weight`` of 0 then keeps them as they are while the
+    distillation fits the rest. ``start_from`` names an interpreter of the same target whose fitting
+    weights start the run.
     """
 
     data: str
@@ -112,6 +117,8 @@ class DistillConfig(RunSettings):
     evidence_weight: float = 1.0
     evidence_lr_scale: float = 20.0
     evidence_hidden: int = 0
+    evidence_cache: int = 0
+    evidence_cache_epochs: int = 8
     out: str = field(default="interpreter.pt", kw_only=True)
 
 

@@ -18,6 +18,7 @@ from amd.models.checkpoint import read_checkpoint
 from amd.schema import AttributeSchema
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import DistillConfig, config_to_dict
+from amd.train.evidence_cache import pretrain_evidence
 from amd.train.loop import Trainer, warmup_constant
 
 
@@ -33,6 +34,26 @@ def identity_positive_rates(dataset: Dataset) -> np.ndarray:
     if not by_pid:
         return np.full(len(dataset.schema), 0.5)
     return (np.stack(list(by_pid.values())) > 0).mean(axis=0)
+
+
+def freeze_evidence(interpreter: Interpreter) -> list[torch.nn.Parameter]:
+    """Stop training the evidence classifier and, with evidence maps, the location prior in its scores.
+
+    Returns the parameters frozen. Their places stay as they start (from ``start_from``): the
+    distillation then fits only how sharp each map is, how much it weighs and, with ``pinned``, the head.
+    Frozen parameters get no gradient at all, so no weight decay shrinks them either.
+    """
+    if interpreter.evidence is None:
+        raise AmdError(
+            "an evidence weight of 0 freezes the evidence classifier, and this interpreter has none"
+        )
+    frozen = list(interpreter.evidence.parameters())
+    if interpreter.location_logits is not None:
+        frozen.append(interpreter.location_logits)
+    for p in frozen:
+        p.requires_grad_(False)
+    interpreter.train(interpreter.training)
+    return frozen
 
 
 def distill(
@@ -66,17 +87,46 @@ def distill(
         if start_info.kind != "interpreter" or start_info.target_sha256 != target_info.sha256:
             raise AmdError(f"{cfg.start_from}: not an interpreter of the target {cfg.target}")
         interpreter.warm_start(start_state)
+    resuming = cfg.resume and (cfg.resolved_run_dir() / "last.pt").is_file()
+    rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32, device=device)
+    if cfg.evidence_cache > 0 and not resuming:
+        if interpreter.evidence is None:
+            raise AmdError("evidence_cache trains the evidence classifier: use an evidence map source")
+
+        def report(epoch: int, loss: float) -> None:
+            if console:
+                print(
+                    f"evidence on cached features, epoch {epoch}/{cfg.evidence_cache_epochs}: loss {loss:.4f}"
+                )
+            if on_event is not None:
+                on_event(
+                    {
+                        "type": "evidence_cache",
+                        "epoch": epoch,
+                        "epochs": cfg.evidence_cache_epochs,
+                        "loss": loss,
+                    }
+                )
+
+        pretrain_evidence(
+            interpreter, ds.train, size, rates.cpu().numpy(), cfg.evidence_cache, cfg.evidence_cache_epochs,
+            lr=cfg.lr * cfg.evidence_lr_scale, prior_lr=cfg.lr * cfg.location_lr_scale,
+            weight_decay=cfg.weight_decay, seed=cfg.seed, device=device, should_stop=should_stop, on_epoch=report,
+        )  # fmt: skip
+        interpreter.train()
+    frozen = freeze_evidence(interpreter) if cfg.evidence_weight == 0 else []
     # The location prior is a handful of logits per attribute: at the network's learning rate it would
     # barely move in a short run, so it learns faster (and without weight decay pulling it to 0).
-    prior_params = [interpreter.location_logits] if interpreter.location_logits is not None else []
+    prior_params = [p for p in [interpreter.location_logits] if p is not None and p.requires_grad]
     # The evidence classifier is a small per-cell classifier on frozen features: it also learns faster.
-    evidence_params = list(interpreter.evidence.parameters()) if interpreter.evidence is not None else []
+    evidence = interpreter.evidence
+    evidence_params = [p for p in evidence.parameters() if p.requires_grad] if evidence is not None else []
     if interpreter.sharpness is not None and interpreter.log_gain is not None:
         # How sharp each evidence map is and how much it weighs are a few numbers per attribute, and with
         # evidence maps alone they are all the distillation trains: they learn at the same fast rate.
         evidence_params += [interpreter.sharpness, interpreter.log_gain]
     special = prior_params + evidence_params
-    params = [p for p in interpreter.own_parameters() if all(p is not q for q in special)]
+    params = [p for p in interpreter.own_parameters() if all(p is not q for q in special + frozen)]
     param_groups = [{"params": params}]
     if prior_params:
         param_groups.append(
@@ -89,7 +139,6 @@ def distill(
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     groups = colour_groups(schema) if cfg.colour_prior else None
-    rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32, device=device)
 
     def step(batch: Mapping[str, torch.Tensor]):
         images = batch["image"].to(device, non_blocking=True)
@@ -104,7 +153,7 @@ def distill(
             aux = attribute_classification_loss(out.attribute_logits.float(), attrs, rates)
             terms["attributes"] = aux
             total = total + cfg.aux_weight * aux
-        if out.evidence_logits is not None:
+        if out.evidence_logits is not None and not frozen:
             evidence = attribute_classification_loss(out.evidence_logits.float(), attrs, rates)
             terms["evidence"] = evidence
             total = total + cfg.evidence_weight * evidence

@@ -179,3 +179,93 @@ def test_positive_rates_count_identities_not_images(tiny_data: Path) -> None:
     expected = (np.stack(list(by_pid.values())) > 0).mean(axis=0)
     np.testing.assert_allclose(rates, expected)
     assert len(by_pid) == 6
+
+
+def planted_features(
+    n: int, channels: int, cell: tuple[int, int], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noise features (n, C, 4, 2) where attribute 0 shows as channel 5 lit at ``cell``, labels +-1."""
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(n, channels, 4, 2, generator=g)
+    positive = torch.arange(n) % 2 == 0
+    feats[positive, 5, cell[0], cell[1]] += 4.0
+    attrs = -torch.ones(n, 3)
+    attrs[positive, 0] = 1.0
+    return feats.half(), attrs
+
+
+def test_evidence_fitted_on_cached_features_points_where_the_attribute_is(trained_target) -> None:
+    from amd.models import Interpreter
+    from amd.train.evidence_cache import cell_scores, fit_evidence
+
+    target_path, _ = trained_target
+    target, _ = load_target(target_path)
+    interp = Interpreter(target, 3, map_mode="localising", normalisation="softmax", map_source="evidence",
+                         location_prior=True)  # fmt: skip
+    channels = target.backbone.stage_channels["layer3"]
+    feats, attrs = planted_features(512, channels, (2, 1), seed=0)
+    rates = torch.tensor([0.5, 0.5, 0.5])
+    losses = fit_evidence(
+        interp, feats, attrs, rates, epochs=6, lr=1e-2, prior_lr=1e-2, weight_decay=5e-4, batch=32
+    )
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
+    test, test_attrs = planted_features(200, channels, (2, 1), seed=1)
+    with torch.no_grad():
+        scores = cell_scores(interp, test)
+    peaks = scores[test_attrs[:, 0] > 0, 0].flatten(1).argmax(1)
+    assert (peaks == 2 * 2 + 1).float().mean() > 0.95  # row 2, column 1 of a 4x2 grid
+    stopped = fit_evidence(interp, feats, attrs, rates, epochs=3, lr=1e-2, prior_lr=1e-2, weight_decay=0.0,
+                           should_stop=lambda: True)  # fmt: skip
+    assert stopped == []
+
+
+def test_cached_evidence_then_frozen_while_the_head_fits(
+    tiny_data: Path, trained_target, tmp_path: Path
+) -> None:
+    from amd.models import read_checkpoint
+
+    target_path, _ = trained_target
+    common = dict(data=str(tiny_data), target=str(target_path), p=3, k=2, eval_every=100, device="cpu",
+                  map_mode="localising", normalisation="softmax", aux_classifier=False, location_prior=True,
+                  location_lr_scale=10.0, evidence_lr_scale=10.0, evidence_weight=0.0, warmup_epochs=0,
+                  lr=1e-3)  # fmt: skip
+    events: list[dict] = []
+    first = tmp_path / "evidence.pt"
+    distill(DistillConfig(**common, epochs=1, map_source="evidence", evidence_cache=2, evidence_cache_epochs=4,
+                          out=str(first)), on_event=events.append)  # fmt: skip
+    passes = [e for e in events if e["type"] == "evidence_cache"]
+    assert [e["epoch"] for e in passes] == [1, 2, 3, 4] and passes[-1]["loss"] < passes[0]["loss"]
+    assert events.index(passes[-1]) < next(i for i, e in enumerate(events) if e["type"] == "start")
+    _, start = read_checkpoint(first)
+    assert start["location_logits"].abs().max() > 0 and start["sharpness"].abs().max() > 0
+    pinned = tmp_path / "pinned.pt"
+    distill(DistillConfig(**common, epochs=1, map_source="pinned", split="layer3", start_from=str(first),
+                          out=str(pinned)))  # fmt: skip
+    _, end = read_checkpoint(pinned)
+    frozen = [k for k in start if k.startswith("evidence.") or k == "location_logits"]
+    assert any(k.endswith("running_mean") for k in frozen)  # batch statistics stay fixed too
+    for key in frozen:
+        torch.testing.assert_close(end[key], start[key])
+    assert not torch.equal(end["log_gain"], start["log_gain"])  # what is not frozen still learns
+    with pytest.raises(AmdError, match="evidence_cache trains the evidence classifier"):
+        distill(DistillConfig(**{**common, "evidence_weight": 1.0}, epochs=1, map_source="head",
+                              evidence_cache=1, out=str(tmp_path / "x.pt")))  # fmt: skip
+
+
+def test_an_evidence_cache_too_large_is_refused_before_any_work(
+    tiny_data: Path, trained_target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amd.models import Interpreter
+    from amd.train import evidence_cache
+
+    target_path, _ = trained_target
+    target, _ = load_target(target_path)
+    interp = Interpreter(target, 30, map_mode="localising", map_source="evidence")
+    records = load_dataset(tiny_data, "market1501").train
+    per_crop = evidence_cache.cache_bytes(interp, (64, 32), 1)
+    assert per_crop == 2 * target.backbone.stage_channels["layer3"] * 4 * 2  # float16, a 4x2 grid at 64x32
+    monkeypatch.setattr(evidence_cache, "CACHE_LIMIT", per_crop * len(records) * 3)
+    monkeypatch.setattr(evidence_cache, "local_features", lambda *a, **k: pytest.fail("extracted"))
+    with pytest.raises(AmdError, match=r"5 cached copies of \d+ crops would take .* at most 3 fit"):
+        evidence_cache.pretrain_evidence(interp, records, (64, 32), np.full(30, 0.5), copies=5, epochs=1,
+                                         lr=1e-2, prior_lr=1e-2, weight_decay=0.0)  # fmt: skip

@@ -220,3 +220,9 @@ def test_the_main_window_opens_the_panel_on_its_workspace(qtbot, window) -> None
     assert not panel.fields["data"].isVisibleTo(panel) and "data" not in panel.validate()
     window.close()
     assert panel.ws is None  # closed with the main window
+
+
+def test_evidence_pretraining_progress_is_logged_not_plotted(qtbot, panel) -> None:
+    panel._on_event_received({"type": "evidence_cache", "epoch": 3, "epochs": 8, "loss": 0.21875})
+    qtbot.waitUntil(lambda: "pass 3 of 8, loss 0.2188" in panel.log_view.toPlainText(), timeout=5000)
+    assert panel.evals == [] and panel.steps == []
