@@ -92,6 +92,23 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
+def leave(*, wait: bool = True) -> None:
+    """Leave the process group, if this process is in one.
+
+    Args:
+        wait: Meet every other rank first (a barrier), so that no rank tears its backend down while another
+            still talks to it; pass False on the way out of an error, where the others may never arrive.
+
+    The backend's worker threads are stopped here, while Python is fully alive: a group left to the
+    interpreter's shutdown can abort the process on exit.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any rank (a stop must stop all ranks at the same step)."""
     ctx = current()

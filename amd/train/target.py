@@ -38,7 +38,28 @@ def train_target(
     if cfg.classifier not in ("linear", "cosine"):
         raise AmdError(f"classifier must be 'linear' or 'cosine', got {cfg.classifier!r}")
     # Under torchrun each process joins the group and takes its own GPU; alone, nothing changes.
+    already_in_group = distributed.current().enabled
     ctx, device = distributed.from_environment(resolve_device(cfg.device))
+    if not ctx.enabled or already_in_group:
+        return _train(cfg, ctx, device, on_event, should_stop, console, dataset)
+    try:
+        result = _train(cfg, ctx, device, on_event, should_stop, console, dataset)
+    except BaseException:
+        distributed.leave(wait=False)
+        raise
+    distributed.leave()
+    return result
+
+
+def _train(
+    cfg: TargetTrainConfig,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    on_event: Callable[[Mapping[str, Any]], None] | None,
+    should_stop: Callable[[], bool] | None,
+    console: bool,
+    dataset: Dataset | None,
+) -> TrainResult:
     ds = dataset or load_dataset(cfg.data, cfg.format, require_attributes=False)
     if not ds.train:
         raise AmdError(f"{cfg.data}: no training images")

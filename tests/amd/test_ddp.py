@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from amd.data.sampler import PKSampler
+from amd.train import distributed
 from amd.train.loop import HookBase, Trainer
 
 P, K, WORLD, EPOCHS = 2, 3, 2, 3
@@ -80,25 +81,23 @@ def _train(
     return weights, losses.values, state.iteration
 
 
-def _worker(rank: int, world: int, port: int, out: str, stop_at: int | None) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank: int, world: int, out: str, stop_at: int | None) -> None:
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    # A file rendezvous: no port to find free, and no rank serves the others' store.
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{out}/rendezvous", rank=rank, world_size=world
+    )
     try:
         weights, losses, iterations = _train(P, rank, world, stop_at)
-        torch.save({"weights": weights, "losses": losses, "iterations": iterations}, f"{out}/rank{rank}.pt")
-    finally:
-        torch.distributed.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    except BaseException:
+        distributed.leave(wait=False)
+        raise
+    torch.save({"weights": weights, "losses": losses, "iterations": iterations}, f"{out}/rank{rank}.pt")
+    distributed.leave()
 
 
 def _spawn(tmp_path: Path, stop_at: int | None = None) -> list[dict]:
-    mp.spawn(_worker, args=(WORLD, _free_port(), str(tmp_path), stop_at), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(WORLD, str(tmp_path), stop_at), nprocs=WORLD, join=True)
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
@@ -137,3 +136,37 @@ def test_two_gloo_processes_equal_one_process_with_the_same_effective_batch(tmp_
 def test_a_stop_on_rank_zero_stops_every_rank(tmp_path: Path) -> None:
     results = _spawn(tmp_path, stop_at=4)
     assert [r["iterations"] for r in results] == [4, 4]
+
+
+def _target_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    from amd.train.config import TargetTrainConfig
+    from amd.train.target import train_target
+
+    # What torchrun puts in each process's environment.
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    cfg = TargetTrainConfig(data=data, arch="resnet18", size=(64, 32), epochs=2, p=3, k=2, warmup_epochs=0,
+                            eval_every=10, out=f"{out}/target.pt", device="cpu")  # fmt: skip
+    result = train_target(cfg)
+    state = {"epochs": result.epochs_done, "in_group": torch.distributed.is_initialized()}
+    torch.save(state, f"{out}/state{rank}.pt")
+
+
+def test_target_training_under_torchrun_leaves_the_group_on_every_rank(tmp_path: Path) -> None:
+    from amd.models import load_target
+    from amd.synth.writer import SynthConfig, write_dataset
+
+    data = tmp_path / "data"
+    write_dataset(
+        data, SynthConfig(train_ids=6, test_ids=4, per_id=4, cameras=2, height=64, width=32, seed=3)
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_target_worker, args=(WORLD, port, str(data), str(tmp_path)), nprocs=WORLD, join=True)
+    states = [torch.load(tmp_path / f"state{r}.pt", weights_only=True) for r in range(WORLD)]
+    # Both ranks ran both epochs and left the process group before returning; rank 0 wrote the model.
+    assert states == [{"epochs": 2, "in_group": False}] * WORLD
+    _, info = load_target(tmp_path / "target.pt")
+    assert info.input_size == (64, 32)
