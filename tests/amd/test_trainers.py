@@ -101,15 +101,20 @@ def test_a_pooled_variant_starts_from_an_earlier_interpreter(
         distill(DistillConfig(**common, start_from=str(target_path), out=str(tmp_path / "x.pt")))
 
 
+def localising(data: Path, target: Path, **changes) -> dict:
+    """Distillation settings of the demo's localising interpreter, on the tiny dataset."""
+    return dict(data=str(data), target=str(target), p=3, k=2, eval_every=100, device="cpu",
+                map_mode="localising", normalisation="softmax", aux_classifier=False, location_prior=True,
+                location_lr_scale=10.0, **changes)  # fmt: skip
+
+
 def test_the_demo_recipe_evidence_maps_then_a_pinned_head(
     tiny_data: Path, trained_target, tmp_path: Path
 ) -> None:
     from amd.models import read_checkpoint
 
     target_path, _ = trained_target
-    common = dict(data=str(tiny_data), target=str(target_path), p=3, k=2, eval_every=100, device="cpu",
-                  map_mode="localising", normalisation="softmax", aux_classifier=False, location_prior=True,
-                  location_lr_scale=10.0)  # fmt: skip
+    common = localising(tiny_data, target_path)
     evidence = tmp_path / "evidence.pt"
     distill(DistillConfig(**common, epochs=4, warmup_epochs=0, lr=1e-3, map_source="evidence",
                           evidence_lr_scale=10.0, log_every=1, out=str(evidence)))  # fmt: skip
@@ -225,10 +230,8 @@ def test_cached_evidence_then_frozen_while_the_head_fits(
     from amd.models import read_checkpoint
 
     target_path, _ = trained_target
-    common = dict(data=str(tiny_data), target=str(target_path), p=3, k=2, eval_every=100, device="cpu",
-                  map_mode="localising", normalisation="softmax", aux_classifier=False, location_prior=True,
-                  location_lr_scale=10.0, evidence_lr_scale=10.0, evidence_weight=0.0, warmup_epochs=0,
-                  lr=1e-3)  # fmt: skip
+    common = localising(tiny_data, target_path, evidence_lr_scale=10.0, evidence_weight=0.0, warmup_epochs=0,
+                        lr=1e-3)  # fmt: skip
     events: list[dict] = []
     first = tmp_path / "evidence.pt"
     distill(DistillConfig(**common, epochs=1, map_source="evidence", evidence_cache=2, evidence_cache_epochs=4,
