@@ -19,6 +19,7 @@ from amd.schema import AttributeSchema
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import DistillConfig, config_to_dict
 from amd.train.evidence_cache import pretrain_evidence
+from amd.train.hooks import JsonLinesWriter
 from amd.train.loop import Trainer, warmup_constant
 
 
@@ -92,27 +93,37 @@ def distill(
     if cfg.evidence_cache > 0 and not resuming:
         if interpreter.evidence is None:
             raise AmdError("evidence_cache trains the evidence classifier: use an evidence map source")
+        run_dir = cfg.resolved_run_dir()
+        # The cached fit's epochs open the run's log, before the distillation's steps.
+        log = JsonLinesWriter(run_dir / "log.jsonl")
 
         def report(epoch: int, loss: float) -> None:
+            event = {
+                "type": "evidence_cache",
+                "epoch": epoch,
+                "epochs": cfg.evidence_cache_epochs,
+                "loss": loss,
+            }
+            log.write(event)
             if console:
                 print(
                     f"evidence on cached features, epoch {epoch}/{cfg.evidence_cache_epochs}: loss {loss:.4f}"
                 )
             if on_event is not None:
-                on_event(
-                    {
-                        "type": "evidence_cache",
-                        "epoch": epoch,
-                        "epochs": cfg.evidence_cache_epochs,
-                        "loss": loss,
-                    }
-                )
+                on_event(event)
 
-        pretrain_evidence(
-            interpreter, ds.train, size, rates.cpu().numpy(), cfg.evidence_cache, cfg.evidence_cache_epochs,
-            lr=cfg.lr * cfg.evidence_lr_scale, prior_lr=cfg.lr * cfg.location_lr_scale,
-            weight_decay=cfg.weight_decay, seed=cfg.seed, device=device, should_stop=should_stop, on_epoch=report,
-        )  # fmt: skip
+        try:
+            pretrain_evidence(
+                interpreter, ds.train, size, rates.cpu().numpy(), cfg.evidence_cache, cfg.evidence_cache_epochs,
+                lr=cfg.lr * cfg.evidence_lr_scale, prior_lr=cfg.lr * cfg.location_lr_scale,
+                weight_decay=cfg.weight_decay, seed=cfg.seed, device=device, should_stop=should_stop,
+                on_epoch=report,
+            )  # fmt: skip
+        finally:
+            log.close()
+        if should_stop is not None and should_stop():
+            # Cancelled during the cached fit: nothing to resume from, a new start fits the cache again.
+            return TrainResult(None, 0, True, {}, [], str(run_dir))
         interpreter.train()
     frozen = freeze_evidence(interpreter) if cfg.evidence_weight == 0 else []
     # The location prior is a handful of logits per attribute: at the network's learning rate it would

@@ -129,7 +129,9 @@ class EvalHook(HookBase):
 
 
 class ResumeCheckpointHook(HookBase):
-    """Saves the whole training state to ``path`` every ``period`` epochs and when a run stops early.
+    """Saves the whole training state to ``path`` every ``period`` epochs and after the last one.
+
+    A run stopped in the middle of an epoch resumes from the last state saved, at the start of that epoch.
 
     ``extra`` is added to the saved dict (the resolved config, the schema, ...), so that a resumed
     run can check that it continues the same job.

@@ -234,11 +234,14 @@ def test_cached_evidence_then_frozen_while_the_head_fits(
                         lr=1e-3)  # fmt: skip
     events: list[dict] = []
     first = tmp_path / "evidence.pt"
-    distill(DistillConfig(**common, epochs=1, map_source="evidence", evidence_cache=2, evidence_cache_epochs=4,
-                          out=str(first)), on_event=events.append)  # fmt: skip
+    result = distill(DistillConfig(**common, epochs=1, map_source="evidence", evidence_cache=2,
+                                   evidence_cache_epochs=4, out=str(first)), on_event=events.append)  # fmt: skip
     passes = [e for e in events if e["type"] == "evidence_cache"]
     assert [e["epoch"] for e in passes] == [1, 2, 3, 4] and passes[-1]["loss"] < passes[0]["loss"]
     assert events.index(passes[-1]) < next(i for i, e in enumerate(events) if e["type"] == "start")
+    # The run's log opens with the same four epochs, then the distillation's steps.
+    logged = [json.loads(line) for line in (Path(result.run_dir) / "log.jsonl").read_text().splitlines()]
+    assert logged[:4] == passes and {e["type"] for e in logged[4:]} >= {"step"}
     _, start = read_checkpoint(first)
     assert start["location_logits"].abs().max() > 0 and start["sharpness"].abs().max() > 0
     pinned = tmp_path / "pinned.pt"
@@ -253,6 +256,29 @@ def test_cached_evidence_then_frozen_while_the_head_fits(
     with pytest.raises(AmdError, match="evidence_cache trains the evidence classifier"):
         distill(DistillConfig(**{**common, "evidence_weight": 1.0}, epochs=1, map_source="head",
                               evidence_cache=1, out=str(tmp_path / "x.pt")))  # fmt: skip
+
+
+def test_a_cancel_during_the_cached_fit_stops_before_distilling(
+    tiny_data: Path, trained_target, tmp_path: Path
+) -> None:
+    target_path, _ = trained_target
+    cfg = DistillConfig(**localising(tiny_data, target_path, evidence_weight=0.0, warmup_epochs=0), epochs=1,
+                        map_source="evidence", evidence_cache=1, evidence_cache_epochs=5,
+                        out=str(tmp_path / "i.pt"))  # fmt: skip
+    events: list[dict] = []
+
+    def after_two_epochs() -> bool:
+        return sum(e["type"] == "evidence_cache" for e in events) >= 2
+
+    result = distill(cfg, on_event=events.append, should_stop=after_two_epochs)
+    assert result.stopped and result.out is None and result.epochs_done == 0
+    assert [e["epoch"] for e in events] == [1, 2]  # no distillation step ran, no start event
+    assert not (tmp_path / "i.pt").exists() and not (Path(result.run_dir) / "last.pt").exists()
+    # Started again, the run fits the cache from the beginning and finishes.
+    events.clear()
+    again = distill(cfg, on_event=events.append)
+    assert not again.stopped and (tmp_path / "i.pt").is_file()
+    assert [e["epoch"] for e in events if e["type"] == "evidence_cache"] == [1, 2, 3, 4, 5]
 
 
 def test_an_evidence_cache_too_large_is_refused_before_any_work(
