@@ -16,6 +16,7 @@ HELPS = {
     "pretrained": "ImageNet state dict file for the backbone (nothing is downloaded)",
     "p": "identities per batch",
     "k": "images per identity",
+    "lr_schedule": "after the warm-up: constant, or cosine (decays to 1 %% of --lr by the last epoch)",
     "device": "auto, cpu or cuda",
     "workers": "data loading processes",
     "out": "model file to write",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,15 @@ class TrainResult:
     run_dir: str
 
 
+def _defaults(cfg: Any) -> dict[str, Any]:
+    """The default of each field of the config dataclass ``cfg`` that has one, as JSON-able data."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+    return json.loads(json.dumps(out))
+
+
 def drive(
     trainer: Trainer,
     cfg: Any,
@@ -119,7 +129,9 @@ def drive(
     last = run_dir / "last.pt"
     if cfg.resume and last.is_file():
         saved = torch.load(last, weights_only=True, map_location="cpu")
-        old = {k: v for k, v in saved.get("config", {}).items() if k not in RESUMABLE_CHANGES}
+        # A setting added since the run was saved counts as its default.
+        saved_config = {**_defaults(cfg), **saved.get("config", {})}
+        old = {k: v for k, v in saved_config.items() if k not in RESUMABLE_CHANGES}
         new = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
         if old != new:
             changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

@@ -48,6 +48,8 @@ class TargetTrainConfig(RunSettings):
 
     ``size`` is (height, width). ``pretrained`` is an ImageNet state dict file for the backbone
     (nothing is downloaded). ``eval_every`` counts epochs; ``max_steps`` > 0 stops early (smoke runs).
+    After ``warmup_epochs`` the learning rate stays at ``lr`` (``lr_schedule`` ``constant``) or decays along a
+    half cosine to 1 % of it at the last epoch (``cosine``).
     """
 
     data: str
@@ -60,6 +62,7 @@ class TargetTrainConfig(RunSettings):
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
     warmup_epochs: int = 5
+    lr_schedule: str = "constant"
     classifier: str = "linear"
     label_smoothing: float = 0.1
     triplet_weight: float = 1.0
@@ -73,7 +76,8 @@ class DistillConfig(RunSettings):
     """Everything a distillation run depends on; saved in the run folder and in the checkpoint.
 
     Defaults follow the paper's schedule (Adam, lr 1e-4, weight decay 5e-4, warm-up from 0.01x over
-    10 epochs, 6 identities x 4 images, loss 1.0 * L_md + 10 * L_prior). ``size`` defaults to the
+    10 epochs, 6 identities x 4 images, loss 1.0 * L_md + 10 * L_prior); ``lr_schedule`` ``cosine``
+    decays the rate after the warm-up as for the target. ``size`` defaults to the
     target's input size. ``map_mode`` is ``faithful`` (the paper) or ``localising``; the localising mode
     takes a map ``normalisation`` (``mean`` or ``softmax``), a learned ``location_prior`` and the
     ``pooled_classifier``, which then
@@ -100,6 +104,7 @@ class DistillConfig(RunSettings):
     lr: float = 1e-4
     weight_decay: float = 5e-4
     warmup_epochs: int = 10
+    lr_schedule: str = "constant"
     split: str = "layer2"
     map_mode: str = "faithful"
     md_weight: float = 1.0

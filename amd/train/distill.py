@@ -20,7 +20,7 @@ from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import DistillConfig, config_to_dict
 from amd.train.evidence_cache import pretrain_evidence
 from amd.train.hooks import JsonLinesWriter
-from amd.train.loop import Trainer, warmup_constant
+from amd.train.loop import Trainer, lr_factor
 
 
 def colour_groups(schema: AttributeSchema) -> list[list[int]]:
@@ -65,6 +65,9 @@ def distill(
     dataset: Dataset | None = None,
 ) -> TrainResult:
     """Distil (or resume distilling) an interpreter from ``cfg.target``; write it to ``cfg.out`` at the end."""
+    lr_factor(
+        cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs
+    )  # an unknown schedule is refused before any work
     device = resolve_device(cfg.device)
     target, target_info = load_target(cfg.target, device=device)
     size = tuple(cfg.size) if cfg.size else tuple(target_info.input_size)
@@ -146,7 +149,9 @@ def distill(
     if evidence_params:
         param_groups.append({"params": evidence_params, "lr": cfg.lr * cfg.evidence_lr_scale})
     optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
+    )
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     groups = colour_groups(schema) if cfg.colour_prior else None

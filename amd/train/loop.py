@@ -17,6 +17,7 @@ ranks after the step, so that they leave the loop together.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -231,12 +232,38 @@ class Trainer:
         )
 
 
+#: Learning-rate schedules after the warm-up.
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+
+
 def warmup_constant(warmup_epochs: int, start_factor: float = 0.01) -> Callable[[int], float]:
     """Learning-rate factor per epoch: linear from ``start_factor`` to 1 over ``warmup_epochs``, then 1."""
+    return lr_factor("constant", warmup_epochs, warmup_epochs, start_factor)
+
+
+def lr_factor(
+    schedule: str, warmup_epochs: int, epochs: int, start_factor: float = 0.01, floor: float = 0.01
+) -> Callable[[int], float]:
+    """Learning-rate factor per epoch, for ``torch.optim.lr_scheduler.LambdaLR``.
+
+    Linear from ``start_factor`` to 1 over ``warmup_epochs``; then 1 (``"constant"``), or a half cosine
+    from 1 at the end of the warm-up down to ``floor`` at epoch ``epochs`` (``"cosine"``).
+
+    Raises:
+        AmdError: An unknown schedule.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise AmdError(
+            f"unknown learning-rate schedule {schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+        )
+    warmup = max(warmup_epochs, 0)
 
     def factor(epoch: int) -> float:
-        if warmup_epochs <= 0 or epoch >= warmup_epochs:
+        if epoch < warmup:
+            return start_factor + (1.0 - start_factor) * epoch / warmup
+        if schedule == "constant" or epochs <= warmup:
             return 1.0
-        return start_factor + (1.0 - start_factor) * epoch / warmup_epochs
+        progress = min((epoch - warmup) / (epochs - warmup), 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor

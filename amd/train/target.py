@@ -16,7 +16,7 @@ from amd.models import build_target, save_target
 from amd.train import distributed
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import TargetTrainConfig, config_to_dict
-from amd.train.loop import Trainer, warmup_constant
+from amd.train.loop import Trainer, lr_factor
 
 
 def train_target(
@@ -37,6 +37,9 @@ def train_target(
     """
     if cfg.classifier not in ("linear", "cosine"):
         raise AmdError(f"classifier must be 'linear' or 'cosine', got {cfg.classifier!r}")
+    lr_factor(
+        cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs
+    )  # an unknown schedule is refused before any work
     # Under torchrun each process joins the group and takes its own GPU; alone, nothing changes.
     already_in_group = distributed.current().enabled
     ctx, device = distributed.from_environment(resolve_device(cfg.device))
@@ -73,7 +76,9 @@ def _train(
     net = distributed.wrap(model, ctx, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(cfg.warmup_epochs))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
+    )
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from amd.data.sampler import PKSampler
 from amd.train.hooks import EvalHook, JsonLinesWriter, ResumeCheckpointHook, StopHook, WriterHook
-from amd.train.loop import Trainer, TrainingError, warmup_constant
+from amd.train.loop import Trainer, TrainingError, lr_factor, warmup_constant
 
 
 class _Points(Dataset):
@@ -109,3 +109,12 @@ def test_non_finite_loss_is_refused_with_its_position() -> None:
     )
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1, iteration 1"):
         trainer.train()
+
+
+def test_learning_rate_factors_by_hand() -> None:
+    constant = lr_factor("constant", 2, 10)
+    assert [constant(e) for e in (0, 1, 2, 9)] == pytest.approx([0.01, 0.505, 1.0, 1.0])
+    cosine = lr_factor("cosine", 2, 10)
+    # Warm-up as before, then 0.01 + 0.99 * (1 + cos(pi * (e - 2) / 8)) / 2.
+    assert [cosine(e) for e in (0, 1, 2, 6, 10, 12)] == pytest.approx([0.01, 0.505, 1.0, 0.505, 0.01, 0.01])
+    assert lr_factor("cosine", 0, 4)(2) == pytest.approx(0.505)

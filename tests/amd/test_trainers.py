@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -169,10 +170,31 @@ def test_cancelled_run_reports_it_and_resume_refuses_another_job(tiny_data: Path
     torch.save(saved, last)
     with pytest.raises(AmdError, match="saved state does not fit this model or optimiser"):
         train_target(TargetTrainConfig(**base, eval_every=10))
-    last.write_bytes(good)
+    # A run saved before a setting existed resumes, the setting taken at its default.
+    saved = torch.load(io.BytesIO(good), weights_only=True)
+    del saved["config"]["lr_schedule"]
+    torch.save(saved, last)
     resumed = train_target(TargetTrainConfig(**base, eval_every=10))
     assert resumed.out == str(out) and resumed.epochs_done == 3
     assert read_info(out).extra["epochs"] == 3
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_each_epoch(tiny_data: Path, tmp_path: Path) -> None:
+    base = dict(data=str(tiny_data), arch="resnet18", size=(64, 32), epochs=3, p=3, k=2, warmup_epochs=0,
+                eval_every=10, log_every=1, lr=1e-3, device="cpu")  # fmt: skip
+    result = train_target(TargetTrainConfig(**base, lr_schedule="cosine", out=str(tmp_path / "t.pt")))
+    steps = [json.loads(line) for line in (Path(result.run_dir) / "log.jsonl").read_text().splitlines()]
+    by_epoch = {e["epoch"]: e["lr"] for e in steps if e["type"] == "step"}
+    # 0.01 + 0.99 * (1 + cos(pi * e / 3)) / 2 of the rate, for epochs 0, 1 and 2.
+    assert by_epoch == pytest.approx({0: 1e-3, 1: 0.7525e-3, 2: 0.2575e-3})
+    with pytest.raises(
+        AmdError, match="unknown learning-rate schedule 'step'; choose one of constant, cosine"
+    ):
+        train_target(
+            TargetTrainConfig(
+                **{**base, "data": "/nonexistent"}, lr_schedule="step", out=str(tmp_path / "x.pt")
+            )
+        )
 
 
 def test_positive_rates_count_identities_not_images(tiny_data: Path) -> None:
