@@ -41,9 +41,7 @@ EXPLANATION_KEYS = ("x_map_e", "x_map_c", "adre")
 
 def ids_and_cameras(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
     """(N,) identities and (N,) cameras of ``records``."""
-    return np.array([r.pid for r in records], dtype=np.int64), np.array(
-        [r.camid for r in records], dtype=np.int64
-    )
+    return np.array([r.pid for r in records], dtype=np.int64), np.array([r.camid for r in records], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,7 @@ def interpreter_features(
     return InterpreterFeatures(arrays[0], arrays[1], probs, maps)
 
 
-def fast_copy(
-    interpreter: Interpreter, size: tuple[int, int], device: torch.device | str = "cpu"
-) -> Interpreter:
+def fast_copy(interpreter: Interpreter, size: tuple[int, int], device: torch.device | str = "cpu") -> Interpreter:
     """A folded, channels-last copy of an eval-mode interpreter, checked on a random probe batch."""
     probe = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     return inference_copy(interpreter, probe)

@@ -34,9 +34,7 @@ def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> int:
     return int(right - left)
 
 
-def _scaled_overlay(
-    image: Image.Image, maps: np.ndarray, slots: list[int | None], height: int
-) -> Image.Image:
+def _scaled_overlay(image: Image.Image, maps: np.ndarray, slots: list[int | None], height: int) -> Image.Image:
     """The crop scaled to ``height`` with attribute regions outlined by :func:`amd.visual.top_regions`.
 
     Args:

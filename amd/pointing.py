@@ -458,9 +458,7 @@ def synthetic_scores(
             embeddings = feats.embedding
             qp, _ = ids_and_cameras(dataset.query)
             gp, _ = ids_and_cameras(dataset.gallery)
-            rows, cols = deletion_pairs(
-                euclidean_distances(embeddings[:nq], embeddings[nq:]), qp, gp, max_pairs
-            )
+            rows, cols = deletion_pairs(euclidean_distances(embeddings[:nq], embeddings[nq:]), qp, gp, max_pairs)
         a, b = feats.attribute_embeddings[rows], feats.attribute_embeddings[nq + cols]
         shares[name] = np.linalg.norm(a - b, axis=2)  # (P, M): only the arg-max is used
     cells = tuple(next(iter(variants.values())).shape[2:])

@@ -70,15 +70,11 @@ def run(args: argparse.Namespace) -> int:
         from amd.pointing import has_masks, synthetic_scores
 
         if not has_masks(args.data):
-            raise AmdError(
-                f"{args.data}: no synthetic ground truth (masks/ and parts.json) to score maps with"
-            )
+            raise AmdError(f"{args.data}: no synthetic ground truth (masks/ and parts.json) to score maps with")
         name = f"{interpreter.map_mode} interpreter"
         figures["synthetic"] = synthetic_scores(args.data, dataset, target, {name: interpreter}, size, device,
                                                 args.workers, max_pairs=args.max_pairs, on_progress=say)  # fmt: skip
-    write_atomically(
-        args.json, lambda p: p.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
-    )
+    write_atomically(args.json, lambda p: p.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8"))
     _print_figures(figures)
     if "synthetic" in figures:
         for variant, scores in figures["synthetic"].items():

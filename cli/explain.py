@@ -24,14 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='write {"distance", "gap", "attributes": [{"name", "label", "component", "share"}, ...]}',
     )  # fmt: skip
     parser.add_argument(
-        "--maps",
-        metavar="OUT.npz",
-        help="write maps_a and maps_b (M, H, W) at each crop's size, schema order",
+        "--maps", metavar="OUT.npz", help="write maps_a and maps_b (M, H, W) at each crop's size, schema order"
     )
     parser.add_argument(
-        "--overlay",
-        metavar="OUT.png",
-        help="write both crops with the top-3 attribute regions and a share chart",
+        "--overlay", metavar="OUT.png", help="write both crops with the top-3 attribute regions and a share chart"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 

@@ -65,9 +65,8 @@ def distill(
     dataset: Dataset | None = None,
 ) -> TrainResult:
     """Distil (or resume distilling) an interpreter from ``cfg.target``; write it to ``cfg.out`` at the end."""
-    lr_factor(
-        cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs
-    )  # an unknown schedule is refused before any work
+    # An unknown schedule is refused before any work.
+    schedule = lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
     device = resolve_device(cfg.device)
     target, target_info = load_target(cfg.target, device=device)
     size = tuple(cfg.size) if cfg.size else tuple(target_info.input_size)
@@ -149,9 +148,7 @@ def distill(
     if evidence_params:
         param_groups.append({"params": evidence_params, "lr": cfg.lr * cfg.evidence_lr_scale})
     optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     groups = colour_groups(schema) if cfg.colour_prior else None

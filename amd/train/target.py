@@ -37,16 +37,15 @@ def train_target(
     """
     if cfg.classifier not in ("linear", "cosine"):
         raise AmdError(f"classifier must be 'linear' or 'cosine', got {cfg.classifier!r}")
-    lr_factor(
-        cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs
-    )  # an unknown schedule is refused before any work
+    # An unknown schedule is refused before any work.
+    schedule = lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
     # Under torchrun each process joins the group and takes its own GPU; alone, nothing changes.
     already_in_group = distributed.current().enabled
     ctx, device = distributed.from_environment(resolve_device(cfg.device))
     if not ctx.enabled or already_in_group:
-        return _train(cfg, ctx, device, on_event, should_stop, console, dataset)
+        return _train(cfg, schedule, ctx, device, on_event, should_stop, console, dataset)
     try:
-        result = _train(cfg, ctx, device, on_event, should_stop, console, dataset)
+        result = _train(cfg, schedule, ctx, device, on_event, should_stop, console, dataset)
     except BaseException:
         distributed.leave(wait=False)
         raise
@@ -56,6 +55,7 @@ def train_target(
 
 def _train(
     cfg: TargetTrainConfig,
+    schedule: Callable[[int], float],
     ctx: distributed.DistContext,
     device: torch.device,
     on_event: Callable[[Mapping[str, Any]], None] | None,
@@ -76,9 +76,7 @@ def _train(
     net = distributed.wrap(model, ctx, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_factor(cfg.lr_schedule, cfg.warmup_epochs, cfg.epochs)
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
 

@@ -28,9 +28,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from amd.synth.writer import SynthConfig, write_dataset
 
     root = tmp_path_factory.mktemp("eval") / "data"
-    write_dataset(
-        root, SynthConfig(train_ids=6, test_ids=4, per_id=4, cameras=2, height=64, width=32, seed=3)
-    )
+    write_dataset(root, SynthConfig(train_ids=6, test_ids=4, per_id=4, cameras=2, height=64, width=32, seed=3))
     ds = load_dataset(root, "market1501")
     torch.manual_seed(0)
     target = build_target("resnet18").eval()

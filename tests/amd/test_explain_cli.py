@@ -54,9 +54,7 @@ def test_explain_writes_json_maps_and_picture(files, capsys) -> None:
     for i, name in enumerate(NAMES):
         assert by_name[name]["component"] == pytest.approx(expected.components[i], rel=1e-5)
         assert set(by_name[name]) >= {"name", "label", "component", "share"}
-    assert sum(a["component"] for a in data["attributes"]) == pytest.approx(
-        data["distance"] * (1 + data["gap"])
-    )
+    assert sum(a["component"] for a in data["attributes"]) == pytest.approx(data["distance"] * (1 + data["gap"]))
     # --maps without ".npz" is written under exactly that name; maps at each crop's size, schema order.
     with np.load(out / "maps") as maps:
         assert maps["maps_a"].shape == (4, 60, 30) and maps["maps_b"].shape == (4, 90, 40)

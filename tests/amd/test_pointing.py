@@ -98,9 +98,7 @@ def test_ground_truth_reads_masks_and_counts_present_visible_attributes(tmp_path
     mask[0:2, 0:2] = 3  # a hat in the top-left cell of a 4 x 2 grid
     mask[4:8, :] = 7  # lower clothing in the bottom half
     Image.fromarray(mask, mode="L").save(folder / "0001_c1s1_000001_01.png")
-    rec = Record(
-        str(tmp_path / "query" / "0001_c1s1_000001_01.jpg"), 1, 1, np.array([1, -1, 1], dtype=np.int8)
-    )
+    rec = Record(str(tmp_path / "query" / "0001_c1s1_000001_01.jpg"), 1, 1, np.array([1, -1, 1], dtype=np.int8))
     truth = ground_truth(tmp_path, [rec], [(3,), (7,), (10,)], (4, 2))
     assert truth.counts.tolist() == [[True, False, False]]  # present + visible; absent; present but hidden
     np.testing.assert_allclose(truth.coverage[0, 0], [[1, 0], [0, 0], [0, 0], [0, 0]])
