@@ -13,6 +13,7 @@ loss mines within each rank's batch).
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -100,13 +101,16 @@ def leave(*, wait: bool = True) -> None:
             still talks to it; pass False on the way out of an error, where the others may never arrive.
 
     The backend's worker threads are stopped here, while Python is fully alive: a group left to the
-    interpreter's shutdown can abort the process on exit.
+    interpreter's shutdown can abort the process on exit. Destroying the group only drops the library's
+    own references; a finished run's DistributedDataParallel wrapper caught in a reference cycle still
+    holds it, so the cycles are collected here too and the backend goes with them.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
     if wait:
         dist.barrier()
     dist.destroy_process_group()
+    gc.collect()
 
 
 def any_rank(flag: bool) -> bool:
