@@ -1,6 +1,6 @@
 """Train the bundled demo models, reproducibly, on synthetic pedestrians.
 
-    python scripts/train_demo_models.py [--work build/demo] [--stage all|data|target|interpreter|evaluate]
+    python scripts/train_demo_models.py [--work build/demo] [--stage all|data|target|interpreter]
 
 1. renders a synthetic dataset (150 training and 100 test identities, 6 cameras, 256x128);
 2. trains a MobileNetV2 target starting from ImageNet weights (12 epochs by default). The weights come from the
