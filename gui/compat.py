@@ -10,6 +10,12 @@ long job reporting progress) the count reaches zero and the interpreter aborts w
 :func:`make_singletons_immortal` gives the same protection on older interpreters: it adds 2**40
 references to ``None``, ``True`` and ``False``, which no run can use up. They are never freed anyway
 (freeing them is the fatal error), so nothing else changes.
+
+:class:`GuiThreadCollector` keeps Python's cyclic garbage collector off the worker threads. A collection
+runs on whichever thread happens to allocate when a threshold is crossed; when that is a job thread and
+the garbage holds Qt wrappers (a closed dialog, a replaced model), their C++ objects are destroyed on the
+wrong thread and the process can crash. While a collector is installed, automatic collection is off and
+a timer on the GUI thread collects with the interpreter's own thresholds instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
+
+from PySide6.QtCore import QObject, QTimer
 
 _SPARE_REFERENCES = 1 << 40
 _done = False
@@ -44,3 +52,57 @@ def freeze_heap() -> None:
     counting when they are released. Called after start-up and after each model load.
     """
     gc.freeze()
+
+
+class GuiThreadCollector(QObject):
+    """Runs the cyclic garbage collector on the GUI thread only, for as long as it is installed.
+
+    Automatic collection is switched off while at least one collector is installed (a main window
+    installs one and releases it when it closes). Every ``interval_ms`` the GUI thread runs the
+    collection the interpreter would have run: generation 0 once its count passes the first
+    threshold, the older generations when theirs pass too. Reference counting frees everything not
+    in a cycle at once, as before; only cycles wait for the next tick.
+
+    Args:
+        parent: Owner of the timer; must live on the GUI thread.
+        interval_ms: How often the counts are checked.
+    """
+
+    _installed = 0
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 250) -> None:
+        super().__init__(parent)
+        self._active = True
+        if GuiThreadCollector._installed == 0:
+            gc.disable()
+        GuiThreadCollector._installed += 1
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect_due)
+        self._timer.start()
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def collect_due(self) -> int:
+        """Collect the generations whose counts have passed their thresholds; the objects found unreachable."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        if counts[0] <= thresholds[0]:
+            return 0
+        generation = 0
+        for older in (1, 2):
+            if counts[older] > thresholds[older]:
+                generation = older
+        return gc.collect(generation)
+
+    def release(self) -> None:
+        """Stop; the last collector to go collects once and gives collection back to the interpreter."""
+        if not self._active:
+            return
+        self._active = False
+        self._timer.stop()
+        GuiThreadCollector._installed -= 1
+        if GuiThreadCollector._installed == 0:
+            gc.collect()
+            gc.enable()

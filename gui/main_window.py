@@ -31,7 +31,7 @@ from cli import workbench as wb
 from gui import video_ingest
 from gui.cases import install_case_panel
 from gui.compare import CompareWidget
-from gui.compat import freeze_heap
+from gui.compat import GuiThreadCollector, freeze_heap
 from gui.dialogs import show_error, show_message
 from gui.gallery import GalleryModel, GalleryWidget
 from gui.identities import (
@@ -184,6 +184,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("AMD Workbench")
         self.setObjectName("MainWindow")
 
+        # Job threads must never run a garbage collection that could destroy Qt objects.
+        self.collector = GuiThreadCollector(self)
         self.runner = JobRunner(self, max_threads=2)
         self.io = JobRunner(self, max_threads=2)
         self.writer = StoreWriter(lambda: self.bench.ws if self.bench else None, self)
@@ -1150,6 +1152,7 @@ class MainWindow(QMainWindow):
         if self.bench is not None:
             self.bench.close()
             self.bench = None
+        self.collector.release()
         super().closeEvent(event)
 
     def schedule_start(self) -> None:

@@ -1,10 +1,14 @@
-"""The binding defect guarded against in gui.compat: a long session must not abort the interpreter."""
+"""The binding defects guarded against in gui.compat: a long session must not abort the interpreter, and
+no job thread may run a garbage collection."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+import threading
+import weakref
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,3 +50,45 @@ def test_many_emits_and_none_returning_overrides_do_not_abort_the_interpreter() 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "survived" in result.stdout
+
+
+class _Node:
+    pass
+
+
+def test_a_cycle_dropped_on_a_job_thread_is_collected_by_the_gui_thread(qtbot) -> None:
+    from gui.compat import GuiThreadCollector
+
+    assert gc.isenabled()
+    collector = GuiThreadCollector(interval_ms=10)
+    seen: dict = {}
+
+    def job() -> None:
+        node = _Node()
+        node.self = node
+        seen["ref"] = weakref.ref(node)
+        del node
+        # Five times the allocations that would make this thread collect generation 0, kept alive so
+        # that the count stays past the threshold for the GUI thread to see.
+        seen["junk"] = [[] for _ in range(5 * gc.get_threshold()[0])]
+        seen["alive on the job thread"] = seen["ref"]() is not None
+
+    try:
+        assert not gc.isenabled()
+        worker = threading.Thread(target=job)
+        worker.start()
+        worker.join()
+        assert seen["alive on the job thread"]
+        qtbot.waitUntil(lambda: seen["ref"]() is None, timeout=5000)
+    finally:
+        seen.pop("junk", None)
+        collector.release()
+    assert gc.isenabled() and not collector.active
+    collector.release()  # a second release changes nothing
+    assert gc.isenabled()
+
+
+def test_the_main_window_collects_on_its_own_thread_until_it_closes(window) -> None:
+    assert window.collector.active and not gc.isenabled()
+    window.close()
+    assert not window.collector.active and gc.isenabled()
