@@ -72,7 +72,6 @@ class GuiThreadCollector(QObject):
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = 250) -> None:
         super().__init__(parent)
-        self._active = True
         if GuiThreadCollector._installed == 0:
             gc.disable()
         GuiThreadCollector._installed += 1
@@ -83,7 +82,7 @@ class GuiThreadCollector(QObject):
 
     @property
     def active(self) -> bool:
-        return self._active
+        return self._timer.isActive()
 
     def collect_due(self) -> int:
         """Collect the generations whose counts have passed their thresholds; the objects found unreachable."""
@@ -98,9 +97,8 @@ class GuiThreadCollector(QObject):
 
     def release(self) -> None:
         """Stop; the last collector to go collects once and gives collection back to the interpreter."""
-        if not self._active:
+        if not self._timer.isActive():
             return
-        self._active = False
         self._timer.stop()
         GuiThreadCollector._installed -= 1
         if GuiThreadCollector._installed == 0:
