@@ -60,6 +60,12 @@ Where the localising maps come from (``map_source``):
   evidence does, while the head still sets, per image, how much the attribute weighs (the scale) and
   which other cells count (it can dim any of them).
 
+A localising interpreter can also give every map a learned floor (``map_floor``): Â_m becomes
+(1 - e_m) Â_m + e_m with e_m = sigmoid(rho_m). The peak and the shape stay where they were; a share e_m of the
+mask covers the whole crop. Features pooled over a few cells vary between two crops more than features pooled
+over the whole crop, so sharp masks make sum_m d_m shrink less than d between close pairs and grow less between
+distant ones; the floor lets the distillation trade that against how sharply a component looks at its part.
+
 The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
 map's grid). It starts at 0 and learns, for instance, that a hat is usually near the top of a crop, so that
 the image-dependent part only has to say where this person's hat is. With the head alone it is added to Z;
@@ -161,6 +167,10 @@ class Interpreter(nn.Module):
         location_prior: Learn a per-attribute location prior (localising mode only).
         pooled_features: ``"final"`` (the target's feature map F) or ``"local"`` (see the module's notes).
         map_source: One of :data:`MAP_SOURCES` (anything but ``"head"`` needs the localising mode).
+        evidence_hidden: Width of the evidence classifier's hidden per-cell layer (0: none).
+        map_floor: Initial value of a learned per-attribute floor e_m in (0, 1) (localising mode only; 0:
+            no floor). Each normalised map becomes (1 - e_m) Â_m + e_m: the same peak and shape over a
+            constant share of the whole crop (see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -179,6 +189,7 @@ class Interpreter(nn.Module):
         pooled_features: str = "final",
         map_source: str = "head",
         evidence_hidden: int = 0,
+        map_floor: float = 0.0,
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -209,6 +220,8 @@ class Interpreter(nn.Module):
             raise AmdError(
                 "the evidence classifier's hidden width must be 0 or more, and needs an evidence map source"
             )
+        if not 0.0 <= map_floor < 1.0 or (map_floor and map_mode != "localising"):
+            raise AmdError("the map floor must lie in [0, 1) and belongs to the localising mode")
         self.target = target
         self.target.requires_grad_(False)
         self.target.eval()
@@ -257,6 +270,12 @@ class Interpreter(nn.Module):
             nn.init.zeros_(self.evidence[-1].bias)
             self.sharpness = nn.Parameter(torch.zeros(self.num_attributes))
         self.log_gain = nn.Parameter(torch.zeros(self.num_attributes)) if map_mode == "localising" else None
+        self.map_floor = float(map_floor)
+        self.floor_logit: nn.Parameter | None = None
+        if map_floor > 0:
+            self.floor_logit = nn.Parameter(
+                torch.full((self.num_attributes,), math.log(map_floor / (1 - map_floor)))
+            )
         self.aux_late: nn.Sequential | None = None
         self.aux_fc: nn.Linear | None = None
         if aux_classifier:
@@ -373,6 +392,7 @@ class Interpreter(nn.Module):
             "pooled_features": self.pooled_features,
             "map_source": self.map_source,
             "evidence_hidden": self.evidence_hidden,
+            "map_floor": self.map_floor,
         }
 
     def gains(self) -> Tensor:
@@ -380,6 +400,12 @@ class Interpreter(nn.Module):
         if self.log_gain is None:
             return torch.ones(self.num_attributes, device=next(self.own_parameters()).device)
         return torch.exp(self.log_gain)
+
+    def floors(self) -> Tensor | None:
+        """Per-attribute map floors e (M,) in (0, 1), or ``None`` without them."""
+        if self.floor_logit is None:
+            return None
+        return torch.sigmoid(self.floor_logit)
 
     def attention(self, shared: Tensor) -> tuple[Tensor, Tensor]:
         """Maps from the output of the shared stages.
@@ -470,6 +496,11 @@ class Interpreter(nn.Module):
         else:
             maps = phi(z)
             maps = maps / maps.mean(dim=(2, 3), keepdim=True)
+        floors = self.floors()
+        if floors is not None:
+            # Mean 1 before and after: the floor moves weight from the peak to the whole crop.
+            floors = floors.view(1, -1, 1, 1).to(maps.dtype)
+            maps = (1 - floors) * maps + floors
         if amplitude is not None:
             maps = maps * amplitude.to(maps.dtype)
         masks = maps * self.gains().view(1, -1, 1, 1).to(maps.dtype)
@@ -540,4 +571,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         pooled_features=str(architecture.get("pooled_features", "final")),
         map_source=str(architecture.get("map_source", "head")),
         evidence_hidden=int(architecture.get("evidence_hidden", 0)),
+        map_floor=float(architecture.get("map_floor", 0.0)),
     )

@@ -83,7 +83,7 @@ def distill(
         aux_classifier=cfg.aux_classifier and not cfg.pooled_classifier,
         normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
         location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
-        map_source=cfg.map_source, evidence_hidden=cfg.evidence_hidden,
+        map_source=cfg.map_source, evidence_hidden=cfg.evidence_hidden, map_floor=cfg.map_floor,
     ).to(device)  # fmt: skip
     if cfg.start_from:
         start_info, start_state = read_checkpoint(cfg.start_from)
@@ -138,7 +138,9 @@ def distill(
         # How sharp each evidence map is and how much it weighs are a few numbers per attribute, and with
         # evidence maps alone they are all the distillation trains: they learn at the same fast rate.
         evidence_params += [interpreter.sharpness, interpreter.log_gain]
-    special = prior_params + evidence_params
+    # The map floors are one number per attribute too; no weight decay, which would pull them towards 1/2.
+    floor_params = [p for p in [interpreter.floor_logit] if p is not None]
+    special = prior_params + evidence_params + floor_params
     params = [p for p in interpreter.own_parameters() if all(p is not q for q in special + frozen)]
     param_groups = [{"params": params}]
     if prior_params:
@@ -147,6 +149,10 @@ def distill(
         )
     if evidence_params:
         param_groups.append({"params": evidence_params, "lr": cfg.lr * cfg.evidence_lr_scale})
+    if floor_params:
+        param_groups.append(
+            {"params": floor_params, "lr": cfg.lr * cfg.evidence_lr_scale, "weight_decay": 0.0}
+        )
     optimizer = torch.optim.Adam(param_groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     use_amp = cfg.amp and device.type == "cuda"

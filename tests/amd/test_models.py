@@ -609,3 +609,48 @@ def test_evidence_classifier_with_a_hidden_layer_and_a_prior(target, images):
     rebuilt.load_own_state_dict(interpreter.own_state_dict())
     with pytest.raises(AmdError, match="hidden width"):
         Interpreter(target, 2, map_mode="localising", evidence_hidden=16)
+
+
+def test_map_floor_keeps_the_peak_and_learns(target, images):
+    """A floor e mixes each map with a constant: (1 - e) Â + e, same peak, mean 1, and e learns."""
+    plain = Interpreter(
+        target, 3, map_mode="localising", normalisation="softmax", map_source="pinned", aux_classifier=False
+    ).eval()  # fmt: skip
+    floored = Interpreter(
+        target, 3, map_mode="localising", normalisation="softmax", map_source="pinned", aux_classifier=False,
+        map_floor=0.25,
+    ).eval()  # fmt: skip
+    torch.manual_seed(5)
+    with torch.no_grad():
+        plain.decompose[-1].weight.normal_(std=2.0)
+        plain.evidence[-1].weight.normal_(std=1.0)
+        floored.warm_start(plain.own_state_dict())
+        torch.testing.assert_close(floored.floors(), torch.full((3,), 0.25))
+        floored.floor_logit[1] = 0.0  # e = 1/2 for attribute 1
+        a = plain(images)
+        b = floored(images)
+    e = torch.tensor([0.25, 0.5, 0.25]).view(1, 3, 1, 1)
+    # Plain pinned maps have mean phi(H_p), their scale.
+    amplitude = a.maps.mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(b.maps, ((1 - e) * a.maps / amplitude + e) * amplitude)
+    torch.testing.assert_close(b.maps.flatten(2).argmax(2), a.maps.flatten(2).argmax(2))
+    torch.testing.assert_close(b.maps.mean(dim=(2, 3)), a.maps.mean(dim=(2, 3)))
+    torch.testing.assert_close(
+        target.masked_head(target.backbone(images), b.maps * floored.gains().view(1, 3, 1, 1)),
+        b.attribute_embeddings,
+    )
+    # The floor is trained by the distillation losses and survives a rebuild from the checkpoint's description.
+    floored.train()
+    out = floored(images)
+    attrs = torch.tensor([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, -1.0, -1.0]])
+    sum(amd_loss(out.embedding, out.attribute_embeddings, attrs)).backward()
+    assert floored.floor_logit.grad.abs().max() > 0
+    rebuilt = build_interpreter(target, floored.architecture())
+    rebuilt.load_own_state_dict(floored.own_state_dict())
+    torch.testing.assert_close(rebuilt.floors(), floored.floors())
+    assert build_interpreter(target, plain.architecture()).floor_logit is None
+    for bad in (-0.1, 1.0):
+        with pytest.raises(AmdError, match="floor"):
+            Interpreter(target, 3, map_mode="localising", map_floor=bad)
+    with pytest.raises(AmdError, match="floor"):
+        Interpreter(target, 3, map_floor=0.2)
