@@ -35,8 +35,9 @@ HELPS = {
     "evidence_cache_epochs": "passes over the cached features",
     "evidence_lr_scale": "learning rate of the evidence classifier, as a multiple of --lr",
     "evidence_hidden": "channels of a hidden per-cell layer in the evidence classifier (0: linear)",
-    "map_floor": "localising maps: start a learned per-attribute floor at this value in [0, 1): each map "
-    "becomes (1 - e) map + e, same peak, a share e over the whole crop (0: no floor)",
+    "map_floor": "localising maps: start a learned per-attribute floor at this value in [0, 1): each mask "
+    "becomes (1 - e) map + e, same peak, a share e over the whole crop; the maps shown stay without it "
+    "(0: no floor)",
     "lr_schedule": "after the warm-up: constant, or cosine (decays to 1 %% of --lr by the last epoch)",
     "start_from": "an interpreter of the same target whose fitting weights start this run",
     "device": "auto, cpu or cuda",

@@ -11,7 +11,7 @@
    crops (8 passes), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
    8 minutes here in all). Then a decomposition head on a copy of the last stage scales and shapes those
    maps without moving their peaks ("pinned", 80 epochs, about 32 minutes), the evidence classifier still
-   frozen. Every map has a learned floor starting at 0.93 (``--map-floor``): that share of its mask covers
+   frozen. Every mask has a learned floor starting at 0.93 (``--map-floor``): that share of it covers
    the whole crop, which keeps the components adding up to the distance without moving the peaks;
 4. writes ``resources/models/demo_target.pt``, ``resources/models/demo_interpreter.pt`` (float16,
    without the identity classifier) and ``resources/models/demo_models.json`` with their figures, the

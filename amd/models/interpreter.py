@@ -60,9 +60,10 @@ Where the localising maps come from (``map_source``):
   evidence does, while the head still sets, per image, how much the attribute weighs (the scale) and
   which other cells count (it can dim any of them).
 
-A localising interpreter can also give every map a learned floor (``map_floor``): Â_m becomes
-(1 - e_m) Â_m + e_m with e_m = sigmoid(rho_m). The peak and the shape stay where they were; a share e_m of the
-mask covers the whole crop. Features pooled over a few cells vary between two crops more than features pooled
+A localising interpreter can also give every mask a learned floor (``map_floor``): the mask built from Â_m
+becomes (1 - e_m) Â_m + e_m with e_m = sigmoid(rho_m). The peak and the shape stay where they were; a share e_m
+of the mask covers the whole crop. Like the gains, the floor is part of the masks only: the maps returned (and
+shown to users) are Â_m without it, so they keep their contrast. Features pooled over a few cells vary between two crops more than features pooled
 over the whole crop, so sharp masks make sum_m d_m shrink less than d between close pairs and grow less between
 distant ones; the floor lets the distillation trade that against how sharply a component looks at its part.
 
@@ -169,8 +170,8 @@ class Interpreter(nn.Module):
         map_source: One of :data:`MAP_SOURCES` (anything but ``"head"`` needs the localising mode).
         evidence_hidden: Width of the evidence classifier's hidden per-cell layer (0: none).
         map_floor: Initial value of a learned per-attribute floor e_m in (0, 1) (localising mode only; 0:
-            no floor). Each normalised map becomes (1 - e_m) Â_m + e_m: the same peak and shape over a
-            constant share of the whole crop (see the module's notes).
+            no floor). Each mask is built from (1 - e_m) Â_m + e_m: the same peak and shape over a
+            constant share of the whole crop; the maps returned stay Â_m (see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -496,14 +497,17 @@ class Interpreter(nn.Module):
         else:
             maps = phi(z)
             maps = maps / maps.mean(dim=(2, 3), keepdim=True)
+        weights = maps
         floors = self.floors()
         if floors is not None:
-            # Mean 1 before and after: the floor moves weight from the peak to the whole crop.
+            # Mean 1 before and after: the floor moves weight from the peak to the whole crop. It is part of
+            # the masks only; the maps shown keep their full contrast (same peak, same shape).
             floors = floors.view(1, -1, 1, 1).to(maps.dtype)
-            maps = (1 - floors) * maps + floors
+            weights = (1 - floors) * maps + floors
         if amplitude is not None:
             maps = maps * amplitude.to(maps.dtype)
-        masks = maps * self.gains().view(1, -1, 1, 1).to(maps.dtype)
+            weights = weights * amplitude.to(maps.dtype)
+        masks = weights * self.gains().view(1, -1, 1, 1).to(maps.dtype)
         return maps, masks
 
     def pooled_logits(self, fmap: Tensor, maps: Tensor) -> Tensor:

@@ -612,7 +612,7 @@ def test_evidence_classifier_with_a_hidden_layer_and_a_prior(target, images):
 
 
 def test_map_floor_keeps_the_peak_and_learns(target, images):
-    """A floor e mixes each map with a constant: (1 - e) Â + e, same peak, mean 1, and e learns."""
+    """A floor e mixes each mask with a constant, (1 - e) Â + e (same peak, mean 1); maps stay Â, e learns."""
     plain = Interpreter(
         target, 3, map_mode="localising", normalisation="softmax", map_source="pinned", aux_classifier=False
     ).eval()  # fmt: skip
@@ -630,15 +630,21 @@ def test_map_floor_keeps_the_peak_and_learns(target, images):
         a = plain(images)
         b = floored(images)
     e = torch.tensor([0.25, 0.5, 0.25]).view(1, 3, 1, 1)
-    # Plain pinned maps have mean phi(H_p), their scale.
+    # The maps shown are the plain ones: the floor lives in the masks only, so the maps keep their contrast.
+    torch.testing.assert_close(b.maps, a.maps)
+    # Plain pinned maps have mean phi(H_p), their scale; the masks keep that mean and the peak.
     amplitude = a.maps.mean(dim=(2, 3), keepdim=True)
-    torch.testing.assert_close(b.maps, ((1 - e) * a.maps / amplitude + e) * amplitude)
-    torch.testing.assert_close(b.maps.flatten(2).argmax(2), a.maps.flatten(2).argmax(2))
-    torch.testing.assert_close(b.maps.mean(dim=(2, 3)), a.maps.mean(dim=(2, 3)))
+    masks = ((1 - e) * a.maps / amplitude + e) * amplitude
+    torch.testing.assert_close(masks.flatten(2).argmax(2), a.maps.flatten(2).argmax(2))
+    torch.testing.assert_close(masks.mean(dim=(2, 3)), a.maps.mean(dim=(2, 3)))
+    fmap = target.backbone(images)
     torch.testing.assert_close(
-        target.masked_head(target.backbone(images), b.maps * floored.gains().view(1, 3, 1, 1)),
-        b.attribute_embeddings,
+        target.masked_head(fmap, masks * floored.gains().view(1, 3, 1, 1)), b.attribute_embeddings
     )
+    unfloored = target.masked_head(fmap, b.maps * floored.gains().view(1, 3, 1, 1))
+    assert not torch.allclose(unfloored, b.attribute_embeddings)
+    _, shown_masks = floored.attention(target.backbone(images, end=floored.split))
+    torch.testing.assert_close(shown_masks, masks * floored.gains().view(1, 3, 1, 1))
     # The floor is trained by the distillation losses and survives a rebuild from the checkpoint's description.
     floored.train()
     out = floored(images)
