@@ -106,17 +106,16 @@ def distill_stage(work: Path, data: Path, target: Path, args: argparse.Namespace
     common = dict(data=str(data), target=str(target), map_mode="localising", normalisation="softmax",
                   aux_classifier=False, evidence_lr_scale=10.0, location_prior=True, location_lr_scale=10.0,
                   map_floor=args.map_floor, seed=args.seed, eval_every=100)  # fmt: skip
+    pinned = dict(common, warmup_epochs=0, lr=5e-4, split="layer3", evidence_weight=0.0, map_source="pinned")
     # The evidence classifier is fitted on cached features, then frozen (evidence weight 0) for the rest:
-    # the image passes fit the maps' sharpness and weight, then the pinned head and its copy of layer4.
+    # the image passes fit the maps' sharpness and weight, then the pinned head and its copy of layer4, last
+    # with the distillation term weighted up so that the components' sum closes on the distance.
     steps = (
         (evidence, DistillConfig(**common, epochs=args.evidence_epochs, warmup_epochs=0, lr=1e-3,
                                  evidence_weight=0.0, map_source="evidence", evidence_cache=args.evidence_cache,
                                  evidence_cache_epochs=args.evidence_cache_epochs, out=str(evidence))),
-        (full, DistillConfig(**common, epochs=args.interpreter_epochs, warmup_epochs=0, lr=5e-4, split="layer3",
-                             evidence_weight=0.0, map_source="pinned", start_from=str(evidence), out=str(full))),
-        # The same, with the distillation term weighted up: the components' sum closes on the distance.
-        (tight, DistillConfig(**common, epochs=args.tighten_epochs, warmup_epochs=0, lr=5e-4, split="layer3",
-                              evidence_weight=0.0, map_source="pinned", md_weight=args.tighten_md_weight,
+        (full, DistillConfig(**pinned, epochs=args.interpreter_epochs, start_from=str(evidence), out=str(full))),
+        (tight, DistillConfig(**pinned, epochs=args.tighten_epochs, md_weight=args.tighten_md_weight,
                               start_from=str(full), out=str(tight))),
     )  # fmt: skip
     for path, cfg in steps:

@@ -643,8 +643,8 @@ def test_map_floor_keeps_the_peak_and_learns(target, images):
     )
     unfloored = target.masked_head(fmap, b.maps * floored.gains().view(1, 3, 1, 1))
     assert not torch.allclose(unfloored, b.attribute_embeddings)
-    _, shown_masks = floored.attention(target.backbone(images, end=floored.split))
-    torch.testing.assert_close(shown_masks, masks * floored.gains().view(1, 3, 1, 1))
+    _, attention_masks = floored.attention(target.backbone(images, end=floored.split))
+    torch.testing.assert_close(attention_masks, masks * floored.gains().view(1, 3, 1, 1))
     # The floor is trained by the distillation losses and survives a rebuild from the checkpoint's description.
     floored.train()
     out = floored(images)
