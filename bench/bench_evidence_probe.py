@@ -11,7 +11,12 @@ seeds before a real run. The fixed average-part map is the baseline, scored in t
 ``--interpreter`` the evidence classifier of a distilled interpreter is scored on the same features too.
 
     python bench/bench_evidence_probe.py --data DIR --target T.pt [--interpreter I.pt] [--copies 6]
-        [--epochs 20] [--seeds 3] [--json OUT]
+        [--epochs 20 [40 ...]] [--seeds 3] [--validation] [--json OUT]
+
+Several ``--epochs`` values train every variant for each. With ``--validation`` the probes are scored on a
+validation split of the training identities (:func:`amd.evaluate.validation_split`) instead of the test
+crops, and trained (like the fixed map) on the other identities only, so that a setting can be chosen
+without looking at the test split.
 
 Variants: ``amd`` (the distillation's weighted cross-entropy, with the location prior, as ``distill``
 trains it), ``no prior``, ``balanced`` (positives and negatives weigh 1/2r and 1/2(1 - r), so that each
@@ -40,6 +45,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from amd.data.load import load_dataset  # noqa: E402
 from amd.data.transforms import build_transforms  # noqa: E402
+from amd.evaluate import validation_split  # noqa: E402
 from amd.losses import attribute_classification_loss  # noqa: E402
 from amd.models import Interpreter, load_pair, load_target  # noqa: E402
 from amd.models.inputs import eval_transform  # noqa: E402
@@ -109,7 +115,7 @@ def main() -> None:
         "--copies", type=int, default=6, help="augmented copies of each training crop (default 6)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=20, help="probe epochs over the cached copies (default 20)"
+        "--epochs", type=int, nargs="+", default=[20], help="probe epochs over the cached copies (default 20)"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     parser.add_argument("--batch", type=int, default=256, help="crops per probe step (default 256)")
@@ -117,6 +123,11 @@ def main() -> None:
         "--pk", action="store_true", help="batches of identities x 4 crops, as distill samples"
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score on a validation split of the training identities, train on the others",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
@@ -133,26 +144,34 @@ def main() -> None:
     m = len(names)
     groups = pointing_groups(ds.schema)
     parts = attribute_parts(args.data, names)
+    train = ds.train
     test = (*ds.query, *ds.gallery)
+    if args.validation:
+        query, gallery = validation_split(ds.train)
+        if not query:
+            raise SystemExit(f"{args.data}: too few training identities for a validation split")
+        held = {r.pid for r in query}
+        train = tuple(r for r in ds.train if r.pid not in held)
+        test = (*query, *gallery)
+        print(f"validation split: {len(test)} crops of {len(held)} training identities, "
+              f"probes trained on the other {len({r.pid for r in train})}")  # fmt: skip
 
     start = time.perf_counter()
     extractor = Interpreter(target, m, map_mode="localising", map_source="evidence").eval()
-    train_feats = local_features(extractor, ds.train, build_transforms(size, train=True), args.copies)
+    train_feats = local_features(extractor, train, build_transforms(size, train=True), args.copies)
     test_feats = local_features(extractor, test, eval_transform(size), 1)
-    attrs = torch.as_tensor(np.stack([r.attributes for r in ds.train] * args.copies), dtype=torch.float32)
+    attrs = torch.as_tensor(np.stack([r.attributes for r in train] * args.copies), dtype=torch.float32)
     rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32)
-    pids = np.array([r.pid for r in ds.train] * args.copies) if args.pk else None
+    pids = np.array([r.pid for r in train] * args.copies) if args.pk else None
     cache_s = time.perf_counter() - start
     cells = tuple(test_feats.shape[2:])
     truth = ground_truth(args.data, test, parts, cells)
-    print(f"features of {len(train_feats)} training copies and {len(test)} test crops on a {cells[0]}x{cells[1]} "
+    print(f"features of {len(train_feats)} training copies and {len(test)} scored crops on a {cells[0]}x{cells[1]} "
           f"grid in {cache_s:.0f} s", flush=True)  # fmt: skip
 
     results: dict[str, dict[str, float]] = {}
     spread: dict[str, dict[str, float]] = {}
-    fixed = pointing_game(
-        fixed_maps(ground_truth(args.data, ds.train, parts, cells)), truth, groups
-    ).as_dict()
+    fixed = pointing_game(fixed_maps(ground_truth(args.data, train, parts, cells)), truth, groups).as_dict()
     results["fixed map"] = fixed
     if args.interpreter:
         interp, _, _ = load_pair(args.target, args.interpreter)
@@ -164,18 +183,21 @@ def main() -> None:
                 cell_scores(interp, test_feats).numpy(), truth, groups
             ).as_dict()
     for variant in args.variants:
-        runs = []
-        t0 = time.perf_counter()
-        for seed in range(args.seeds):
-            probe = train_probe(
-                target, m, train_feats, attrs, rates, variant, args.epochs, seed, batch=args.batch, pids=pids
-            )
-            with torch.no_grad():
-                runs.append(pointing_game(cell_scores(probe, test_feats).numpy(), truth, groups).as_dict())
-        keys = runs[0].keys()
-        results[variant] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-        spread[variant] = {k: float(np.std([r[k] for r in runs])) for k in keys}
-        print(f"{variant}: {args.seeds} seed(s) in {time.perf_counter() - t0:.0f} s", flush=True)
+        for epochs in args.epochs:
+            name = variant if len(args.epochs) == 1 else f"{variant}, {epochs} ep"
+            runs = []
+            t0 = time.perf_counter()
+            for seed in range(args.seeds):
+                probe = train_probe(
+                    target, m, train_feats, attrs, rates, variant, epochs, seed, batch=args.batch, pids=pids
+                )
+                with torch.no_grad():
+                    scores = cell_scores(probe, test_feats).numpy()
+                runs.append(pointing_game(scores, truth, groups).as_dict())
+            keys = runs[0].keys()
+            results[name] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+            spread[name] = {k: float(np.std([r[k] for r in runs])) for k in keys}
+            print(f"{name}: {args.seeds} seed(s) in {time.perf_counter() - t0:.0f} s", flush=True)
 
     columns = list(results)
     print("\npointing game (mean over seeds; +- the spread where more than one)")
