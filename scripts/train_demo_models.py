@@ -9,8 +9,8 @@
 3. distils a localising interpreter (16x8 maps) from it in three steps. First the per-cell evidence
    classifier and its location prior are fitted on cached features of 16 augmented copies of the training
    crops (64 passes), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
-   8 minutes here in all). Then a decomposition head on a copy of the last stage scales and shapes those
-   maps without moving their peaks ("pinned", 80 epochs, about 32 minutes), the evidence classifier still
+   13 minutes here in all). Then a decomposition head on a copy of the last stage scales and shapes those
+   maps without moving their peaks ("pinned", 80 epochs, about 34 minutes), the evidence classifier still
    frozen. Every mask has a learned floor starting at 0.93 (``--map-floor``): that share of it covers
    the whole crop, which keeps the components adding up to the distance without moving the peaks.
    Last, 12 more pinned epochs with the distillation term weighted 2 (``--tighten-epochs``,

@@ -61,11 +61,12 @@ Where the localising maps come from (``map_source``):
   which other cells count (it can dim any of them).
 
 A localising interpreter can also give every mask a learned floor (``map_floor``): the mask built from Â_m
-becomes (1 - e_m) Â_m + e_m with e_m = sigmoid(rho_m). The peak and the shape stay where they were; a share e_m
-of the mask covers the whole crop. Like the gains, the floor is part of the masks only: the maps returned (and
-shown to users) are Â_m without it, so they keep their contrast. Features pooled over a few cells vary
-between two crops more than features pooled over the whole crop, so sharp masks make sum_m d_m shrink less than d between close pairs and grow less between
-distant ones; the floor lets the distillation trade that against how sharply a component looks at its part.
+becomes (1 - e_m) Â_m + e_m with e_m = sigmoid(rho_m). The peak and the shape stay where they were; a share
+e_m of the mask covers the whole crop. Like the gains, the floor is part of the masks only: the maps returned
+(and shown to users) are Â_m without it, so they keep their contrast. Features pooled over a few cells vary
+between two crops more than features pooled over the whole crop, so sharp masks make sum_m d_m shrink less
+than d between close pairs and grow less between distant ones; the floor lets the distillation trade that
+against how sharply a component looks at its part.
 
 The localising mode can also learn a location prior: a per-attribute grid of logits (16 x 8, resized to the
 map's grid). It starts at 0 and learns, for instance, that a hat is usually near the top of a crop, so that

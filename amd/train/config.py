@@ -87,12 +87,12 @@ class DistillConfig(RunSettings):
     weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate, with a hidden per-cell layer
     of ``evidence_hidden`` channels when above 0; ``map_floor`` above 0 gives every localising mask a learned
     floor starting at that value (the maps shown keep their contrast); ``pinned`` keeps each map's peak
-    where the evidence puts it and lets the head scale the map and dim its other cells. With ``evidence_cache`` above 0, a run that
-    starts (not one that resumes) first trains the evidence classifier and the prior in its scores on cached
-    features of that many augmented copies of the training crops, for ``evidence_cache_epochs`` passes over
-    them (:mod:`amd.train.evidence_cache`); an ``evidence_weight`` of 0 then keeps them as they are while the
-    distillation fits the rest. ``start_from`` names an interpreter of the same target whose fitting
-    weights start the run.
+    where the evidence puts it and lets the head scale the map and dim its other cells. With
+    ``evidence_cache`` above 0, a run that starts (not one that resumes) first trains the evidence classifier
+    and the prior in its scores on cached features of that many augmented copies of the training crops, for
+    ``evidence_cache_epochs`` passes over them (:mod:`amd.train.evidence_cache`); an ``evidence_weight`` of 0
+    then keeps them as they are while the distillation fits the rest. ``start_from`` names an interpreter of
+    the same target whose fitting weights start the run.
     """
 
     data: str
