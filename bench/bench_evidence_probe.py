@@ -32,6 +32,7 @@ of a ``distill`` run with the same settings; compare variants with each other an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -161,7 +162,10 @@ def main() -> None:
     train_feats = local_features(extractor, train, build_transforms(size, train=True), args.copies)
     test_feats = local_features(extractor, test, eval_transform(size), 1)
     attrs = torch.as_tensor(np.stack([r.attributes for r in train] * args.copies), dtype=torch.float32)
-    rates = torch.as_tensor(identity_positive_rates(ds), dtype=torch.float32)
+    # The loss weights come from the identities the probes train on, so validation labels stay unseen.
+    rates = torch.as_tensor(
+        identity_positive_rates(dataclasses.replace(ds, train=train)), dtype=torch.float32
+    )
     pids = np.array([r.pid for r in train] * args.copies) if args.pk else None
     cache_s = time.perf_counter() - start
     cells = tuple(test_feats.shape[2:])
