@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.distill",
     "cli.evaluate",
     "cli.explain",
+    "cli.foreground",
     "cli.ingest",
     "cli.ingest_video",
     "cli.index",

@@ -72,13 +72,24 @@ The localising mode can also learn a location prior: a per-attribute grid of log
 map's grid). It starts at 0 and learns, for instance, that a hat is usually near the top of a crop, so that
 the image-dependent part only has to say where this person's hat is. With the head alone it is added to Z;
 with evidence maps it is added to the cell scores S, so the evidence loss teaches it.
+
+Maps from evidence can also lean towards where the target itself pools (``foreground_weights``, one
+gamma_m >= 0 per attribute, 0 by default). With w the target's GeM weight of each cell, the mean over the
+channels of F^p (the cells that feed its embedding most: the person, not the background), the map logits
+are built from standardise(standardised S_m + gamma_m * c) instead of standardised S_m, where c is log w
+centred over the cells. An attribute drawn over the whole person (gender) has evidence nearly as strong on
+every cell of the body, and its peak can drift onto a background cell whose colour looks like clothing;
+the target's own pooling pulls it back onto the person. An attribute that lies off the body (a handbag)
+needs gamma_m = 0. The weights are fixed, not trained: they are chosen per attribute group on labelled
+masks of crops that neither training nor testing uses (:func:`amd.pointing.choose_foreground_weights`),
+and stored in the checkpoint's architecture.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -173,6 +184,8 @@ class Interpreter(nn.Module):
         map_floor: Initial value of a learned per-attribute floor e_m in (0, 1) (localising mode only; 0:
             no floor). Each mask is built from (1 - e_m) Â_m + e_m: the same peak and shape over a
             constant share of the whole crop; the maps returned stay Â_m (see the module's notes).
+        foreground_weights: (M,) gamma_m >= 0 leaning each evidence map towards the cells the target pools
+            most from (maps from evidence only; ``None`` or all zeros: none; see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -192,6 +205,7 @@ class Interpreter(nn.Module):
         map_source: str = "head",
         evidence_hidden: int = 0,
         map_floor: float = 0.0,
+        foreground_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -278,6 +292,12 @@ class Interpreter(nn.Module):
             self.floor_logit = nn.Parameter(
                 torch.full((self.num_attributes,), math.log(map_floor / (1 - map_floor)))
             )
+        # A plain (non-persistent) buffer: it follows the model's device, and the checkpoint keeps the values
+        # in its architecture, so checkpoints without them still load.
+        self.foreground: Tensor | None
+        self.register_buffer("foreground", None, persistent=False)
+        if foreground_weights is not None:
+            self.set_foreground_weights(foreground_weights)
         self.aux_late: nn.Sequential | None = None
         self.aux_fc: nn.Linear | None = None
         if aux_classifier:
@@ -395,7 +415,35 @@ class Interpreter(nn.Module):
             "map_source": self.map_source,
             "evidence_hidden": self.evidence_hidden,
             "map_floor": self.map_floor,
+            "foreground_weights": None if self.foreground is None else [float(g) for g in self.foreground],
         }
+
+    def set_foreground_weights(self, weights: Sequence[float] | None) -> None:
+        """Set (or with ``None`` clear) the per-attribute foreground weights gamma (see the module's notes).
+
+        Raises:
+            AmdError: Not M finite values >= 0, or an interpreter whose maps do not come from evidence.
+        """
+        if weights is None:
+            self.foreground = None
+            return
+        values = torch.as_tensor([float(g) for g in weights], dtype=torch.float32)
+        if values.shape != (self.num_attributes,) or not bool(torch.isfinite(values).all()) or bool((values < 0).any()):
+            raise AmdError(f"foreground weights must be {self.num_attributes} finite values >= 0")
+        if self.evidence is None:
+            raise AmdError("foreground weights lean maps from evidence; this interpreter's maps have none")
+        device = self.sharpness.device if self.sharpness is not None else None
+        self.foreground = values.to(device) if bool((values > 0).any()) else None
+
+    def pooling_log_weight(self, fmap: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
+        """log w centred over the cells (B, 1, h, w): w the target's GeM weight per cell, mean_c F^p."""
+        pool = self.target.pool
+        fmap = fmap.float()
+        w = fmap.clamp(min=pool.eps).pow(pool.p.detach().float()).mean(dim=1, keepdim=True)
+        if w.shape[2:] != tuple(size):
+            w = F.adaptive_avg_pool2d(w, tuple(size))
+        log_w = torch.log(w.clamp(min=1e-30))
+        return log_w - log_w.mean(dim=(2, 3), keepdim=True)
 
     def gains(self) -> Tensor:
         """Per-attribute gains g (M,) of the localising mode; ones in faithful mode."""
@@ -418,24 +466,51 @@ class Interpreter(nn.Module):
         Returns:
             ``(maps, masks)``, both (B, M, h, w): the maps shown to users and the masks applied to F.
         """
-        local = None
+        local = fmap = None
         if self.evidence is not None:
             with torch.no_grad():
                 local = self._local_features(shared)
-        maps, masks, _ = self._maps(shared, local)
+                if self.foreground is not None:
+                    fmap = self.target.backbone(local, start=STAGES[-1])
+        maps, masks, _ = self._maps(shared, local, fmap)
         return maps, masks
 
-    def _maps(self, shared: Tensor, local: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``(maps, masks, evidence logits or None)`` from the split stage's and the local features."""
+    def _maps(
+        self, shared: Tensor, local: Tensor | None, fmap: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(maps, masks, evidence logits or None)`` from the split stage's and the local features.
+
+        ``fmap``, the target's feature map F, is needed only with foreground weights.
+        """
         scores = None
         if self.evidence is not None and local is not None:
             scores = self.evidence(local)
             if self.location_logits is not None:
                 # With evidence maps the prior is part of the cell scores, so the evidence loss teaches it.
                 scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
-        z, amplitude = self._map_logits(shared, scores)
+        z, amplitude = self._map_logits(shared, scores, fmap)
         maps, masks = self._normalise(z, amplitude)
         return maps, masks, self.evidence_logits(scores) if scores is not None else None
+
+    @torch.no_grad()
+    def evidence_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Where the evidence maps would peak for any foreground weights: ``(z, c)`` for images (B, 3, H, W).
+
+        z (B, M, h, w) holds the standardised cell scores (the location prior included) and c (B, 1, h, w)
+        the centred log of the target's pooling weight; with weights gamma the maps peak where
+        z + gamma * c does.
+
+        Raises:
+            AmdError: The maps do not come from evidence.
+        """
+        if self.evidence is None:
+            raise AmdError("this interpreter's maps do not come from an evidence classifier")
+        local = self._local_features(self.target.backbone(x, end=self.split))
+        scores = self.evidence(local)
+        if self.location_logits is not None:
+            scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
+        fmap = self.target.backbone(local, start=STAGES[-1])
+        return standardise_cells(scores.float()), self.pooling_log_weight(fmap, scores.shape[2:])
 
     def _prior(self, size: torch.Size) -> Tensor:
         """The location prior (1, M, h, w) resized to a grid of ``size``."""
@@ -456,7 +531,9 @@ class Interpreter(nn.Module):
         flat = scores.flatten(2).float()
         return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
 
-    def _map_logits(self, shared: Tensor, scores: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def _map_logits(
+        self, shared: Tensor, scores: Tensor | None, fmap: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """``(Z, amplitude)``: the map logits Z (B, M, h, w) and, for pinned maps, their amplitudes (B, M, 1, 1).
 
         Z holds the head's output and/or the sharpened evidence scores. The location prior is already in the
@@ -471,7 +548,14 @@ class Interpreter(nn.Module):
                 head = head + self._prior(head.shape[2:]).to(head.dtype)
             return head, None
         # Detached: the distillation sets the sharpness, not the place.
-        z = standardise_cells(scores.detach()) * torch.exp(self.sharpness).view(1, -1, 1, 1).to(scores.dtype)
+        z = standardise_cells(scores.detach())
+        if self.foreground is not None:
+            if fmap is None:
+                raise AmdError("maps with foreground weights need the target's feature map")
+            gamma = self.foreground.view(1, -1, 1, 1)
+            leaned = standardise_cells(z.float() + gamma * self.pooling_log_weight(fmap, z.shape[2:]))
+            z = torch.where(gamma > 0, leaned, z.float()).to(z.dtype)  # gamma = 0 leaves a map exactly as it was
+        z = z * torch.exp(self.sharpness).view(1, -1, 1, 1).to(scores.dtype)
         if head is None:
             return z, None
         if z.shape[2:] != head.shape[2:]:
@@ -532,7 +616,7 @@ class Interpreter(nn.Module):
             else:
                 fmap = target.backbone(shared, start=self.late_stages[0])
             embedding = target.head(fmap)
-        maps, masks, evidence = self._maps(shared, local)
+        maps, masks, evidence = self._maps(shared, local, fmap)
         attribute_embeddings = target.masked_head(fmap, masks)
         logits = None
         if self.pooled_weight is not None and self.pooled_bias is not None:
@@ -577,4 +661,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         map_source=str(architecture.get("map_source", "head")),
         evidence_hidden=int(architecture.get("evidence_hidden", 0)),
         map_floor=float(architecture.get("map_floor", 0.0)),
+        foreground_weights=architecture.get("foreground_weights"),
     )

@@ -660,3 +660,56 @@ def test_map_floor_keeps_the_peak_and_learns(target, images):
             Interpreter(target, 3, map_mode="localising", map_floor=bad)
     with pytest.raises(AmdError, match="floor"):
         Interpreter(target, 3, map_floor=0.2)
+
+
+def test_foreground_weights_lean_a_map_towards_the_target_pooling_by_hand(target, images):
+    interpreter = Interpreter(
+        target, num_attributes=2, map_mode="localising", normalisation="softmax", map_source="evidence"
+    ).eval()
+    with torch.no_grad():
+        interpreter.sharpness.copy_(torch.tensor([math.log(2.0), 0.0]))
+        plain = interpreter(images)
+        interpreter.set_foreground_weights([0.0, 1.5])
+        leaned = interpreter(images)
+        local = target.backbone(images, end="layer3")
+        s = interpreter.evidence(local)
+        fmap = target.backbone(local, start="layer4")
+    # gamma = 0 leaves attribute 0's map exactly as it was; attribute 1's is built by hand.
+    assert torch.equal(leaned.maps[:, 0], plain.maps[:, 0])
+    log_w = fmap.clamp(min=1e-6).pow(target.pool.p).mean(dim=1, keepdim=True).log()
+    centred = log_w - log_w.mean(dim=(2, 3), keepdim=True)
+    z = standardise_by_hand(standardise_by_hand(s[:, 1:]) + 1.5 * centred)
+    by_hand = torch.softmax(z.flatten(2), dim=2).view_as(z) * 8
+    torch.testing.assert_close(leaned.maps[:, 1:], by_hand, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(leaned.maps[:, 1], plain.maps[:, 1], atol=1e-3)
+    # Training is untouched: the evidence logits and the embedding do not move.
+    torch.testing.assert_close(leaned.evidence_logits, plain.evidence_logits)
+    torch.testing.assert_close(leaned.embedding, plain.embedding)
+    # evidence_cells gives what the leaned maps peak at; attention() gives the forward's maps.
+    z_cells, c_cells = interpreter.evidence_cells(images)
+    torch.testing.assert_close(z_cells, standardise_by_hand(s), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(c_cells, centred, rtol=1e-4, atol=1e-4)
+    peaks = (z_cells[:, 1] + 1.5 * c_cells[:, 0]).flatten(1).argmax(dim=1)
+    assert torch.equal(peaks, leaned.maps[:, 1].flatten(1).argmax(dim=1))
+    with torch.no_grad():
+        maps, _ = interpreter.attention(target.backbone(images, end=interpreter.split))
+    torch.testing.assert_close(maps, leaned.maps)
+    # The weights live in the architecture, not in the state dict, and survive a rebuild.
+    assert interpreter.architecture()["foreground_weights"] == [0.0, 1.5]
+    assert not any("foreground" in k for k in interpreter.own_state_dict())
+    rebuilt = build_interpreter(target, interpreter.architecture())
+    rebuilt.load_state_dict(interpreter.state_dict())
+    torch.testing.assert_close(rebuilt.eval()(images).maps, leaned.maps)
+    interpreter.set_foreground_weights([0.0, 0.0])  # all zeros: none
+    assert interpreter.foreground is None and interpreter.architecture()["foreground_weights"] is None
+
+
+def test_foreground_weights_are_refused_when_they_cannot_apply(target):
+    evidence = Interpreter(target, 2, map_mode="localising", map_source="evidence")
+    for bad in ([1.0], [0.5, -1.0], [float("nan"), 0.0]):
+        with pytest.raises(AmdError, match="2 finite values >= 0"):
+            evidence.set_foreground_weights(bad)
+    with pytest.raises(AmdError, match="maps have none"):
+        Interpreter(target, 2, map_mode="localising", foreground_weights=[1.0, 0.0])
+    with pytest.raises(AmdError, match="do not come from an evidence"):
+        Interpreter(target, 2, map_mode="localising").evidence_cells(torch.zeros(1, 3, H, W))

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from amd.errors import DatasetError
 from amd.pointing import (
     GroundTruth,
+    attribute_parts,
     cell_coverage,
     cell_index,
     deletion_pairs,
@@ -165,3 +167,70 @@ def test_deletion_pairs_take_the_nearest_other_identity() -> None:
     d = np.array([[0.1, 0.5, 0.3], [0.2, 0.4, 0.9]])
     rows, cols = deletion_pairs(d, np.array([1, 2]), np.array([1, 2, 3]))
     assert rows.tolist() == [0, 1] and cols.tolist() == [2, 0]
+
+
+class _ScriptedEvidence:
+    """Stands in for an evidence interpreter: returns given (z, c) cells batch by batch, in order."""
+
+    def __init__(self, z: np.ndarray, c: np.ndarray) -> None:
+        self.z, self.c, self.seen = torch.from_numpy(z), torch.from_numpy(c), 0
+
+    def evidence_cells(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = images.shape[0]
+        out = self.z[self.seen : self.seen + n], self.c[self.seen : self.seen + n]
+        self.seen += n
+        return out
+
+
+def test_choose_foreground_weights_picks_the_smallest_gamma_that_moves_a_group_onto_its_part(tmp_path) -> None:
+    from amd.data.load import load_dataset
+    from amd.pointing import FOREGROUND_GRID, choose_foreground_weights
+    from amd.synth.writer import SynthConfig, write_dataset
+
+    write_dataset(tmp_path, SynthConfig(train_ids=4, test_ids=6, per_id=4, cameras=2, height=64, width=32, seed=5))
+    dataset = load_dataset(tmp_path, "market1501")
+    schema = dataset.schema
+    records = (*dataset.query, *dataset.gallery)
+    names, cells = schema.names, (4, 2)
+    truth = ground_truth(tmp_path, records, attribute_parts(tmp_path, names), cells)
+    person = ground_truth(tmp_path, records, [tuple(range(1, 13))], cells).coverage[:, 0]
+    n, m = len(records), len(names)
+    g = names.index("gender")
+    # Every map peaks on its part (value 5) except gender's, which peaks on a background cell (1) and
+    # has 0.4 on its part. c is +1 on gender's part cell and -1 on that background cell, so gender moves
+    # onto its part once 0.4 + gamma > 1 - gamma, that is from gamma 0.5 in the grid on.
+    z = np.full((n, m, *cells), -1.0, dtype=np.float32)
+    c = np.zeros((n, 1, *cells), dtype=np.float32)
+    gender_trials = 0
+    for i in range(n):
+        for j in range(m):
+            if truth.coverage[i, j].max() > 0:
+                z[i, j].flat[np.argmax(truth.coverage[i, j])] = 5.0
+        background = np.flatnonzero(person[i].ravel() == 0)
+        if truth.counts[i, g] and background.size:
+            gender_trials += 1
+            part = np.argmax(truth.coverage[i, g])
+            z[i, g] = -1.0
+            z[i, g].flat[background[0]] = 1.0
+            z[i, g].flat[part] = 0.4
+            c[i, 0].flat[part], c[i, 0].flat[background[0]] = 1.0, -1.0
+    assert gender_trials >= 2
+    size = (64, 32)
+    choice = choose_foreground_weights(_ScriptedEvidence(z, c), tmp_path, records, schema, size, min_hits=1,
+                                       batch=7)  # fmt: skip
+    assert choice.grid == FOREGROUND_GRID
+    gender = choice.hits["gender"]
+    assert gender[0] == choice.trials["gender"] - gender_trials  # the scripted crops miss without gamma
+    first = FOREGROUND_GRID.index(0.5)
+    assert gender[:first] == [gender[0]] * first
+    assert gender[first:] == [choice.trials["gender"]] * (len(FOREGROUND_GRID) - first)
+    assert choice.chosen["gender"] == 0.5 and choice.weights[g] == 0.5
+    assert all(w == 0 for j, w in enumerate(choice.weights) if j != g)
+    line = choice.table().splitlines()[list(choice.hits).index("gender") + 1].split()
+    assert line[2 + first] == "1.000*" and line.count("1.000*") == 1  # scores per gamma, the chosen marked
+    # A gain below the least number of hits keeps the group at 0.
+    strict = choose_foreground_weights(_ScriptedEvidence(z, c), tmp_path, records, schema, size,
+                                       min_hits=gender_trials + 1)  # fmt: skip
+    assert strict.chosen["gender"] == 0.0 and not strict.weights.any()
+    with pytest.raises(DatasetError, match="no part masks"):
+        choose_foreground_weights(_ScriptedEvidence(z, c), tmp_path / "query", records, schema, size)
