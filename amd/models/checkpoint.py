@@ -96,8 +96,12 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 def _plain(value: Any, where: str) -> Any:
     """Check that metadata is plain data that ``weights_only`` loading accepts; tuples become lists."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None:
         return value
+    # Subclasses (numpy.float64 is a float) would be pickled as themselves and refused on loading.
+    for plain in (bool, int, float, str):
+        if isinstance(value, plain):
+            return plain(value)
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():

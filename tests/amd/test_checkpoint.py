@@ -249,3 +249,14 @@ def test_saved_files_follow_the_umask_not_the_temporary_files_mode(tmp_path):
         os.umask(old)
     assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
+
+
+def test_numpy_scalars_in_metadata_are_stored_as_plain_numbers(tmp_path, saved):
+    import numpy as np
+
+    path = tmp_path / "t.pt"
+    # numpy.float64 is a subclass of float: kept as it is, the file would be refused on loading.
+    save_target(path, saved["target"], SIZE, metrics={"mINP": np.float64(0.25), "n": np.int64(3), "ok": np.bool_(1)})
+    _, info = load_target(path)
+    assert info.metrics == {"mINP": 0.25, "n": 3, "ok": True}
+    assert [type(v) for v in info.metrics.values()] == [float, int, bool]
