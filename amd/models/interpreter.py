@@ -437,9 +437,7 @@ class Interpreter(nn.Module):
 
     def pooling_log_weight(self, fmap: Tensor, size: torch.Size | tuple[int, int]) -> Tensor:
         """log w centred over the cells (B, 1, h, w): w the target's GeM weight per cell, mean_c F^p."""
-        pool = self.target.pool
-        fmap = fmap.float()
-        w = fmap.clamp(min=pool.eps).pow(pool.p.detach().float()).mean(dim=1, keepdim=True)
+        w = self.target.pool.cell_weights(fmap)
         if w.shape[2:] != tuple(size):
             w = F.adaptive_avg_pool2d(w, tuple(size))
         log_w = torch.log(w.clamp(min=1e-30))
@@ -482,15 +480,19 @@ class Interpreter(nn.Module):
 
         ``fmap``, the target's feature map F, is needed only with foreground weights.
         """
-        scores = None
-        if self.evidence is not None and local is not None:
-            scores = self.evidence(local)
-            if self.location_logits is not None:
-                # With evidence maps the prior is part of the cell scores, so the evidence loss teaches it.
-                scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
+        scores = self.cell_scores(local) if self.evidence is not None and local is not None else None
         z, amplitude = self._map_logits(shared, scores, fmap)
         maps, masks = self._normalise(z, amplitude)
         return maps, masks, self.evidence_logits(scores) if scores is not None else None
+
+    def cell_scores(self, local: Tensor) -> Tensor:
+        """Cell scores S (B, M, h, w) of the evidence classifier on the local features, the location prior
+        included (with evidence maps the prior is part of the scores, so the evidence loss teaches it)."""
+        assert self.evidence is not None
+        scores = self.evidence(local)
+        if self.location_logits is not None:
+            scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
+        return scores
 
     @torch.no_grad()
     def evidence_cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -506,9 +508,7 @@ class Interpreter(nn.Module):
         if self.evidence is None:
             raise AmdError("this interpreter's maps do not come from an evidence classifier")
         local = self._local_features(self.target.backbone(x, end=self.split))
-        scores = self.evidence(local)
-        if self.location_logits is not None:
-            scores = scores + self._prior(scores.shape[2:]).to(scores.dtype)
+        scores = self.cell_scores(local)
         fmap = self.target.backbone(local, start=STAGES[-1])
         return standardise_cells(scores.float()), self.pooling_log_weight(fmap, scores.shape[2:])
 

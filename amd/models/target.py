@@ -58,6 +58,11 @@ class GeM(nn.Module):
             x = x.float()
             return x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
 
+    def cell_weights(self, x: Tensor) -> Tensor:
+        """(B, C, h, w) -> (B, 1, h, w): the mean over channels of clamp(x, eps)^p, each cell's weight in the pool."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return x.float().clamp(min=self.eps).pow(self.p).mean(dim=1, keepdim=True)
+
     def forward_masked(self, x: Tensor, masks: Tensor) -> Tensor:
         """GeM of ``x`` multiplied by each of M masks, without materialising the M products.
 

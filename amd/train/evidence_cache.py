@@ -66,10 +66,7 @@ def local_features(
 
 def cell_scores(interpreter: Interpreter, features: torch.Tensor) -> torch.Tensor:
     """Cell scores S (B, M, h, w) of the evidence classifier on cached features, the location prior included."""
-    scores = interpreter.evidence(features.float())
-    if interpreter.location_logits is not None:
-        scores = scores + interpreter._prior(scores.shape[2:])
-    return scores
+    return interpreter.cell_scores(features.float())
 
 
 def fit_evidence(
