@@ -20,7 +20,8 @@ without looking at the test split.
 
 Variants: ``amd`` (the distillation's weighted cross-entropy, with the location prior, as ``distill``
 trains it), ``no prior``, ``balanced`` (positives and negatives weigh 1/2r and 1/2(1 - r), so that each
-class counts half).
+class counts half). ``--temperatures 1 0.5 0.25`` trains every variant with each evidence temperature (the
+smooth maximum (1 / T) log mean exp(T S) of the cell scores, ``distill --evidence-temperature``).
 
 ``distill`` trains the ``amd`` variant the same way before its image passes when ``evidence_cache`` is
 above 0 (:mod:`amd.train.evidence_cache`).
@@ -59,11 +60,11 @@ VARIANTS = ("amd", "no prior", "balanced")
 
 def train_probe(target, m: int, feats: torch.Tensor, attrs: torch.Tensor, rates: torch.Tensor, variant: str,
                 epochs: int, seed: int, lr: float = 1e-2, batch: int = 256,
-                pids: np.ndarray | None = None) -> Interpreter:  # fmt: skip
+                pids: np.ndarray | None = None, temperature: float = 1.0) -> Interpreter:  # fmt: skip
     """A fresh evidence interpreter whose evidence classifier (and prior) is trained on cached features."""
     torch.manual_seed(seed)
     interp = Interpreter(target, m, map_mode="localising", normalisation="softmax", map_source="evidence",
-                         location_prior=variant != "no prior")  # fmt: skip
+                         location_prior=variant != "no prior", evidence_temperature=temperature)  # fmt: skip
     params = list(interp.evidence.parameters())
     groups = [{"params": params}]
     if interp.location_logits is not None:
@@ -124,6 +125,9 @@ def main() -> None:
         "--pk", action="store_true", help="batches of identities x 4 crops, as distill samples"
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        "--temperatures", type=float, nargs="+", default=[1.0], help="evidence temperatures (default 1)"
+    )
     parser.add_argument(
         "--validation",
         action="store_true",
@@ -186,22 +190,24 @@ def main() -> None:
             results["interpreter"] = pointing_game(
                 cell_scores(interp, test_feats).numpy(), truth, groups
             ).as_dict()
-    for variant in args.variants:
-        for epochs in args.epochs:
-            name = variant if len(args.epochs) == 1 else f"{variant}, {epochs} ep"
-            runs = []
-            t0 = time.perf_counter()
-            for seed in range(args.seeds):
-                probe = train_probe(
-                    target, m, train_feats, attrs, rates, variant, epochs, seed, batch=args.batch, pids=pids
-                )
-                with torch.no_grad():
-                    scores = cell_scores(probe, test_feats).numpy()
-                runs.append(pointing_game(scores, truth, groups).as_dict())
-            keys = runs[0].keys()
-            results[name] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
-            spread[name] = {k: float(np.std([r[k] for r in runs])) for k in keys}
-            print(f"{name}: {args.seeds} seed(s) in {time.perf_counter() - t0:.0f} s", flush=True)
+    settings = [(v, e, t) for v in args.variants for e in args.epochs for t in args.temperatures]
+    for variant, epochs, temperature in settings:
+        name = variant if len(args.epochs) == 1 else f"{variant}, {epochs} ep"
+        name += "" if len(args.temperatures) == 1 else f", T {temperature:g}"
+        runs = []
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            probe = train_probe(
+                target, m, train_feats, attrs, rates, variant, epochs, seed, batch=args.batch, pids=pids,
+                temperature=temperature,
+            )
+            with torch.no_grad():
+                scores = cell_scores(probe, test_feats).numpy()
+            runs.append(pointing_game(scores, truth, groups).as_dict())
+        keys = runs[0].keys()
+        results[name] = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+        spread[name] = {k: float(np.std([r[k] for r in runs])) for k in keys}
+        print(f"{name}: {args.seeds} seed(s) in {time.perf_counter() - t0:.0f} s", flush=True)
 
     columns = list(results)
     print("\npointing game (mean over seeds; +- the spread where more than one)")

@@ -43,7 +43,11 @@ Where the localising maps come from (``map_source``):
 - ``"evidence"``: an attribute classifier that scores every cell on its own. The target's (frozen) output of
   the stage before the last goes through a BatchNorm and a 1x1 conv with M outputs, giving scores S (B, M, h,
   w); attribute m's logit is a smooth maximum of its scores over the cells, log mean_hw exp(S_m) (trained
-  with the attribute classification loss). A crop that shows an attribute must score high somewhere, and
+  with the attribute classification loss). With ``evidence_temperature`` T the smooth maximum is
+  (1 / T) log mean_hw exp(T S_m): T = 1 is the default, a T below 1 leans towards the mean over the cells,
+  so that a crop's logit rests on all the cells that show the attribute rather than on its single strongest
+  one (softer pooling spreads the classifier's evidence over a sleeve rather than the cuff where it shows
+  best). A crop that shows an attribute must score high somewhere, and
   cells that see little beyond their own neighbourhood can only do so where the attribute is drawn, so the
   peak of S_m lies on the evidence. The map logits are Z_m = t_m * (S_m - mean S_m) / std S_m (over the
   cells) with a learned per-attribute sharpness t_m = exp(tau_m): standardised, the scores say where, and
@@ -186,6 +190,8 @@ class Interpreter(nn.Module):
             constant share of the whole crop; the maps returned stay Â_m (see the module's notes).
         foreground_weights: (M,) gamma_m >= 0 leaning each evidence map towards the cells the target pools
             most from (maps from evidence only; ``None`` or all zeros: none; see the module's notes).
+        evidence_temperature: T > 0 of the evidence classifier's smooth maximum over the cells (maps from
+            evidence only; see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -206,6 +212,7 @@ class Interpreter(nn.Module):
         evidence_hidden: int = 0,
         map_floor: float = 0.0,
         foreground_weights: Sequence[float] | None = None,
+        evidence_temperature: float = 1.0,
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -238,6 +245,10 @@ class Interpreter(nn.Module):
             )
         if not 0.0 <= map_floor < 1.0 or (map_floor and map_mode != "localising"):
             raise AmdError("the map floor must lie in [0, 1) and belongs to the localising mode")
+        if not (math.isfinite(evidence_temperature) and evidence_temperature > 0):
+            raise AmdError(f"the evidence temperature must be a finite value above 0, not {evidence_temperature}")
+        if evidence_temperature != 1.0 and map_source == "head":
+            raise AmdError("the evidence temperature belongs to maps from evidence (map source other than head)")
         self.target = target
         self.target.requires_grad_(False)
         self.target.eval()
@@ -268,6 +279,7 @@ class Interpreter(nn.Module):
         self.evidence: nn.Sequential | None = None
         self.sharpness: nn.Parameter | None = None
         self.evidence_hidden = int(evidence_hidden)
+        self.evidence_temperature = float(evidence_temperature)
         if map_source != "head":
             local_in = backbone.stage_channels[STAGES[-2]]
             layers: list[nn.Module] = [nn.BatchNorm2d(local_in)]
@@ -416,6 +428,7 @@ class Interpreter(nn.Module):
             "evidence_hidden": self.evidence_hidden,
             "map_floor": self.map_floor,
             "foreground_weights": None if self.foreground is None else [float(g) for g in self.foreground],
+            "evidence_temperature": self.evidence_temperature,
         }
 
     def set_foreground_weights(self, weights: Sequence[float] | None) -> None:
@@ -527,9 +540,13 @@ class Interpreter(nn.Module):
         return self.target.backbone(shared, start=self.late_stages[0], end=STAGES[-2])
 
     def evidence_logits(self, scores: Tensor) -> Tensor:
-        """Attribute logits (B, M) of the evidence classifier: log mean_hw exp(S) of its cell scores S."""
+        """Attribute logits (B, M) of the evidence classifier: (1 / T) log mean_hw exp(T S) of its cell
+        scores S, T the evidence temperature."""
+        t = self.evidence_temperature
         flat = scores.flatten(2).float()
-        return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
+        if t == 1.0:
+            return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
+        return (torch.logsumexp(flat * t, dim=2) - math.log(flat.shape[2])) / t
 
     def _map_logits(
         self, shared: Tensor, scores: Tensor | None, fmap: Tensor | None = None
@@ -662,4 +679,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         evidence_hidden=int(architecture.get("evidence_hidden", 0)),
         map_floor=float(architecture.get("map_floor", 0.0)),
         foreground_weights=architecture.get("foreground_weights"),
+        evidence_temperature=float(architecture.get("evidence_temperature", 1.0)),
     )

@@ -84,6 +84,7 @@ def distill(
         normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
         location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
         map_source=cfg.map_source, evidence_hidden=cfg.evidence_hidden, map_floor=cfg.map_floor,
+        evidence_temperature=cfg.evidence_temperature,
     ).to(device)  # fmt: skip
     if cfg.start_from:
         start_info, start_state = read_checkpoint(cfg.start_from)

@@ -511,6 +511,36 @@ def test_evidence_maps_by_hand(target, images):
     assert out.attribute_logits is not out.evidence_logits and out.evidence_logits.shape == (4, 2)
 
 
+def test_evidence_temperature_by_hand(target, images):
+    """(1 / T) log mean exp(T S): T = 1/2 on scores 0, 0, 0, 2 log 3 gives 2 log((3 + 3) / 4) = 2 log 1.5."""
+    soft = Interpreter(
+        target, 2, map_mode="localising", normalisation="softmax", map_source="evidence", evidence_temperature=0.5
+    ).eval()
+    scores = torch.zeros(1, 2, 2, 2)
+    scores[0, 0, 1, 1] = 2 * math.log(3.0)
+    scores[0, 1] = -1.5  # a constant map's logit is its value at any temperature
+    torch.testing.assert_close(soft.evidence_logits(scores), torch.tensor([[2 * math.log(1.5), -1.5]]))
+    # Softer than T = 1 (log((1 + 1 + 1 + 9) / 4) = log 3), harder than the mean (2 log 3 / 4).
+    plain = Interpreter(target, 2, map_mode="localising", normalisation="softmax", map_source="evidence").eval()
+    assert math.log(3.0) > 2 * math.log(1.5) > 2 * math.log(3.0) / 4
+    torch.testing.assert_close(plain.evidence_logits(scores)[0, 0], torch.tensor(math.log(3.0)))
+    rebuilt = build_interpreter(target, soft.architecture())
+    assert rebuilt.evidence_temperature == 0.5
+    torch.testing.assert_close(rebuilt.evidence_logits(scores), soft.evidence_logits(scores))
+    # Checkpoints written before the option rebuild with T = 1.
+    older = {k: v for k, v in plain.architecture().items() if k != "evidence_temperature"}
+    assert build_interpreter(target, older).evidence_temperature == 1.0
+    with torch.no_grad():
+        soft.load_state_dict(plain.state_dict())
+        # The temperature changes the logits the evidence classifier learns from, never the maps themselves.
+        torch.testing.assert_close(soft(images).maps, plain(images).maps)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(AmdError, match="evidence temperature"):
+            Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=bad)
+    with pytest.raises(AmdError, match="evidence temperature"):
+        Interpreter(target, 2, evidence_temperature=0.5)  # faithful maps from the head have no evidence
+
+
 def test_distillation_sets_the_sharpness_not_the_place(target, images):
     interpreter = Interpreter(
         target, 3, map_mode="localising", normalisation="softmax", map_source="evidence"
