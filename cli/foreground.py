@@ -46,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from amd.data.load import load_dataset
     from amd.errors import AmdError
     from amd.models import load_pair, save_interpreter
-    from amd.models.checkpoint import read_checkpoint
     from amd.pointing import choose_foreground_weights
     from amd.train.common import resolve_device
     from cli.explain import write_atomically
@@ -67,11 +66,9 @@ def run(args: argparse.Namespace) -> int:
                                        device, min_gain=args.min_gain, on_progress=say)  # fmt: skip
     print(choice.table())
     interpreter.set_foreground_weights(choice.weights.tolist())
-    _, state = read_checkpoint(args.interpreter)
-    half = any(v.dtype.is_floating_point and v.element_size() == 2 for v in state.values())
     extra = {**info.extra, "foreground_render": render_description(args.data)}
     save_interpreter(args.out, interpreter, tuple(info.input_size), info.schema, target_info.sha256,
-                     config=info.config, metrics=info.metrics, extra=extra, half=half)  # fmt: skip
+                     config=info.config, metrics=info.metrics, extra=extra, half=info.half)  # fmt: skip
     leaned = {g: w for g, w in choice.chosen.items() if w > 0}
     print(f"wrote {args.out}; foreground weights: {leaned or 'none (every group points best without)'}")
     if args.json:

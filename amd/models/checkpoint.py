@@ -64,6 +64,7 @@ class CheckpointInfo:
         created: ISO 8601 time of writing.
         format_version: Version of the file layout.
         extra: Any other plain data (epoch, name, ...).
+        half: Whether the floating-point weights are stored in 16 bits (``half=True`` when saved).
     """
 
     path: str
@@ -78,6 +79,7 @@ class CheckpointInfo:
     created: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    half: bool = False
 
     @property
     def name(self) -> str:
@@ -349,6 +351,7 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, Tensor]
         created=str(obj.get("created", "")),
         format_version=version,
         extra=dict(obj.get("extra") or {}),
+        half=any(v.is_floating_point() and v.element_size() == 2 for v in state.values()),
     )
     return info, dict(state)
 

@@ -542,10 +542,8 @@ class Interpreter(nn.Module):
     def evidence_logits(self, scores: Tensor) -> Tensor:
         """Attribute logits (B, M) of the evidence classifier: (1 / T) log mean_hw exp(T S) of its cell
         scores S, T the evidence temperature."""
-        t = self.evidence_temperature
+        t = self.evidence_temperature  # multiplying and dividing by 1.0 is exact: T = 1 is log mean exp(S)
         flat = scores.flatten(2).float()
-        if t == 1.0:
-            return torch.logsumexp(flat, dim=2) - math.log(flat.shape[2])
         return (torch.logsumexp(flat * t, dim=2) - math.log(flat.shape[2])) / t
 
     def _map_logits(

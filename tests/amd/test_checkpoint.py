@@ -20,6 +20,7 @@ from amd.models.checkpoint import (
     load_pair,
     load_target,
     read_checkpoint,
+    read_info,
     save_checkpoint,
     save_interpreter,
     save_target,
@@ -125,6 +126,7 @@ def test_half_precision_and_no_classifier(tmp_path, saved):
     assert path.stat().st_size < 0.6 * full
     model, info = load_target(path)
     assert model.classifier is None and info.architecture["num_classes"] == 0
+    assert info.half and not read_info(saved["target_path"]).half  # the info says how the weights were stored
     assert model.bnneck.weight.dtype == torch.float32
     x = torch.randn(1, 3, *SIZE)
     with torch.no_grad():

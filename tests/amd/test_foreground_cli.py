@@ -59,6 +59,7 @@ def test_choose_foreground_writes_the_interpreter_with_its_weights(files, capsys
     for (k, a), b in zip(original.own_state_dict().items(), interpreter.own_state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     assert info.target_sha256 == original_info.target_sha256 and info.extra["foreground_render"]["seed"] == 9
+    assert info.half and original_info.half
     assert out.stat().st_size < files["evidence"].stat().st_size * 1.2
 
 
