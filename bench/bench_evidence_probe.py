@@ -11,17 +11,19 @@ seeds before a real run. The fixed average-part map is the baseline, scored in t
 ``--interpreter`` the evidence classifier of a distilled interpreter is scored on the same features too.
 
     python bench/bench_evidence_probe.py --data DIR --target T.pt [--interpreter I.pt] [--copies 6]
-        [--epochs 20 [40 ...]] [--seeds 3] [--validation] [--json OUT]
+        [--epochs 20 [40 ...]] [--seeds 3] [--validation | --score-on DIR] [--json OUT]
 
 Several ``--epochs`` values train every variant for each. With ``--validation`` the probes are scored on a
 validation split of the training identities (:func:`amd.evaluate.validation_split`) instead of the test
 crops, and trained (like the fixed map) on the other identities only, so that a setting can be chosen
-without looking at the test split.
+without looking at the test split. ``--score-on DIR`` scores them on the test crops of another render
+instead (the selection render ``choose-foreground`` uses: more crops than a validation split holds).
 
 Variants: ``amd`` (the distillation's weighted cross-entropy, with the location prior, as ``distill``
 trains it), ``no prior``, ``balanced`` (positives and negatives weigh 1/2r and 1/2(1 - r), so that each
 class counts half). ``--temperatures 1 0.5 0.25`` trains every variant with each evidence temperature (the
-smooth maximum (1 / T) log mean exp(T S) of the cell scores, ``distill --evidence-temperature``).
+smooth maximum (1 / T) log mean exp(T S) of the cell scores, ``distill --evidence-temperature``);
+``0.25,hat=1,handbag=1`` sets some attributes or groups apart (``distill --evidence-temperatures``).
 
 ``distill`` trains the ``amd`` variant the same way before its image passes when ``evidence_cache`` is
 above 0 (:mod:`amd.train.evidence_cache`).
@@ -47,12 +49,13 @@ from torch.nn import functional as F  # noqa: E402
 
 from amd.data.load import load_dataset  # noqa: E402
 from amd.data.transforms import build_transforms  # noqa: E402
+from amd.errors import AmdError  # noqa: E402
 from amd.evaluate import validation_split  # noqa: E402
 from amd.losses import attribute_classification_loss  # noqa: E402
 from amd.models import Interpreter, load_pair, load_target  # noqa: E402
 from amd.models.inputs import eval_transform  # noqa: E402
 from amd.pointing import attribute_parts, fixed_maps, ground_truth, has_masks, pointing_game, pointing_groups  # noqa: E402
-from amd.train.distill import identity_positive_rates  # noqa: E402
+from amd.train.distill import evidence_temperatures, identity_positive_rates  # noqa: E402
 from amd.train.evidence_cache import cell_scores, local_features  # noqa: E402
 
 VARIANTS = ("amd", "no prior", "balanced")
@@ -60,7 +63,8 @@ VARIANTS = ("amd", "no prior", "balanced")
 
 def train_probe(target, m: int, feats: torch.Tensor, attrs: torch.Tensor, rates: torch.Tensor, variant: str,
                 epochs: int, seed: int, lr: float = 1e-2, batch: int = 256,
-                pids: np.ndarray | None = None, temperature: float = 1.0) -> Interpreter:  # fmt: skip
+                pids: np.ndarray | None = None,
+                temperature: float | tuple[float, ...] = 1.0) -> Interpreter:  # fmt: skip
     """A fresh evidence interpreter whose evidence classifier (and prior) is trained on cached features."""
     torch.manual_seed(seed)
     interp = Interpreter(target, m, map_mode="localising", normalisation="softmax", map_source="evidence",
@@ -126,12 +130,22 @@ def main() -> None:
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument(
-        "--temperatures", type=float, nargs="+", default=[1.0], help="evidence temperatures (default 1)"
+        "--temperatures",
+        nargs="+",
+        default=["1"],
+        help="evidence temperatures (default 1); each a number T or T,NAME=T,... with some attributes or "
+        "groups set apart (as distill --evidence-temperatures), e.g. 0.25,hat=1,handbag=1",
     )
     parser.add_argument(
         "--validation",
         action="store_true",
         help="score on a validation split of the training identities, train on the others",
+    )
+    parser.add_argument(
+        "--score-on",
+        type=Path,
+        help="score on the test crops of another render (with masks) instead of the test split: a selection "
+        "render that neither training nor testing uses",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -151,6 +165,17 @@ def main() -> None:
     parts = attribute_parts(args.data, names)
     train = ds.train
     test = (*ds.query, *ds.gallery)
+    scored_root = args.data
+    if args.validation and args.score_on:
+        raise SystemExit("choose --validation or --score-on, not both")
+    if args.score_on:
+        if not has_masks(args.score_on):
+            raise SystemExit(f"{args.score_on}: no ground-truth masks (parts.json and masks/)")
+        other = load_dataset(args.score_on, "market1501")
+        if other.schema is None or other.schema.names != names:
+            raise SystemExit(f"{args.score_on}: its attributes differ from those of {args.data}")
+        test, scored_root = (*other.query, *other.gallery), args.score_on
+        print(f"scored on {len(test)} test crops of {args.score_on}")
     if args.validation:
         query, gallery = validation_split(ds.train)
         if not query:
@@ -173,7 +198,7 @@ def main() -> None:
     pids = np.array([r.pid for r in train] * args.copies) if args.pk else None
     cache_s = time.perf_counter() - start
     cells = tuple(test_feats.shape[2:])
-    truth = ground_truth(args.data, test, parts, cells)
+    truth = ground_truth(scored_root, test, attribute_parts(scored_root, names), cells)
     print(f"features of {len(train_feats)} training copies and {len(test)} scored crops on a {cells[0]}x{cells[1]} "
           f"grid in {cache_s:.0f} s", flush=True)  # fmt: skip
 
@@ -193,13 +218,18 @@ def main() -> None:
     settings = [(v, e, t) for v in args.variants for e in args.epochs for t in args.temperatures]
     for variant, epochs, temperature in settings:
         name = variant if len(args.epochs) == 1 else f"{variant}, {epochs} ep"
-        name += "" if len(args.temperatures) == 1 else f", T {temperature:g}"
+        name += "" if len(args.temperatures) == 1 else f", T {temperature}"
+        default, _, overrides = temperature.partition(",")
+        try:
+            resolved = evidence_temperatures(float(default), overrides, ds.schema)
+        except (ValueError, AmdError) as exc:
+            raise SystemExit(f"--temperatures {temperature}: {exc}") from None
         runs = []
         t0 = time.perf_counter()
         for seed in range(args.seeds):
             probe = train_probe(
                 target, m, train_feats, attrs, rates, variant, epochs, seed, batch=args.batch, pids=pids,
-                temperature=temperature,
+                temperature=resolved,
             )
             with torch.no_grad():
                 scores = cell_scores(probe, test_feats).numpy()

@@ -37,6 +37,8 @@ HELPS = {
     "evidence_hidden": "channels of a hidden per-cell layer in the evidence classifier (0: linear)",
     "evidence_temperature": "T of the evidence classifier's smooth maximum over the cells, (1/T) log mean "
     "exp(T S): 1 the default, below 1 nearer the mean (a crop's logit rests on more of its cells)",
+    "evidence_temperatures": "set the temperature apart for some attributes: NAME=T[,NAME=T...], NAME an "
+    "attribute (handbag), its group (upper colour) or its pointing group (sleeves); e.g. hat=1,handbag=1",
     "map_floor": "localising maps: start a learned per-attribute floor at this value in [0, 1): each mask "
     "becomes (1 - e) map + e, same peak, a share e over the whole crop; the maps shown stay without it "
     "(0: no floor)",

@@ -110,7 +110,8 @@ def distill_stage(work: Path, data: Path, target: Path, args: argparse.Namespace
     tight = work / "interpreter_tight.pt"
     common = dict(data=str(data), target=str(target), map_mode="localising", normalisation="softmax",
                   aux_classifier=False, evidence_lr_scale=10.0, location_prior=True, location_lr_scale=10.0,
-                  map_floor=args.map_floor, evidence_temperature=args.evidence_temperature, seed=args.seed,
+                  map_floor=args.map_floor, evidence_temperature=args.evidence_temperature,
+                  evidence_temperatures=args.evidence_temperatures, seed=args.seed,
                   eval_every=100)  # fmt: skip
     pinned = dict(common, warmup_epochs=0, lr=5e-4, split="layer3", evidence_weight=0.0, map_source="pinned")
     # The evidence classifier is fitted on cached features, then frozen (evidence weight 0) for the rest:
@@ -201,6 +202,7 @@ def main() -> None:
     parser.add_argument("--evidence-cache-epochs", type=int, default=64)
     parser.add_argument("--evidence-epochs", type=int, default=16)
     parser.add_argument("--evidence-temperature", type=float, default=0.25)
+    parser.add_argument("--evidence-temperatures", default="")
     parser.add_argument("--interpreter-epochs", type=int, default=80)
     parser.add_argument("--map-floor", type=float, default=0.93)
     parser.add_argument("--tighten-epochs", type=int, default=12)

@@ -47,7 +47,9 @@ Where the localising maps come from (``map_source``):
   (1 / T) log mean_hw exp(T S_m): T = 1 is the default, a T below 1 leans towards the mean over the cells,
   so that a crop's logit rests on all the cells that show the attribute rather than on its single strongest
   one (softer pooling spreads the classifier's evidence over a sleeve rather than the cuff where it shows
-  best). A crop that shows an attribute must score high somewhere, and
+  best). T can also be given per attribute: a soft pooling suits what is drawn over a large area, while
+  a small item that fills a cell or two (a handbag) is better served by the hard end. A crop that shows an
+  attribute must score high somewhere, and
   cells that see little beyond their own neighbourhood can only do so where the attribute is drawn, so the
   peak of S_m lies on the evidence. The map logits are Z_m = t_m * (S_m - mean S_m) / std S_m (over the
   cells) with a learned per-attribute sharpness t_m = exp(tau_m): standardised, the scores say where, and
@@ -125,6 +127,25 @@ NORMALISATIONS: tuple[str, ...] = ("mean", "softmax")
 SPLIT_POINTS: tuple[str, ...] = STAGES[:-1]
 
 
+def _temperatures(value: float | Sequence[float], num_attributes: int) -> tuple[float, ...]:
+    """The evidence temperature of every attribute from one value or one per attribute, each checked."""
+    if isinstance(value, (int, float)):
+        values: tuple[float, ...] = (float(value),) * num_attributes
+    else:
+        try:
+            values = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise AmdError(f"the evidence temperature must be a number or one per attribute, not {value!r}") from None
+        if len(values) != num_attributes:
+            raise AmdError(
+                f"the evidence temperature needs one value or {num_attributes} (one per attribute), not {len(values)}"
+            )
+    bad = [t for t in values if not (math.isfinite(t) and t > 0)]
+    if bad:
+        raise AmdError(f"the evidence temperature must be a finite value above 0, not {bad[0]}")
+    return values
+
+
 def phi(z: Tensor) -> Tensor:
     """phi(z) = exp(z) for z < 0, sqrt(1 + z) for z >= 0: continuous, positive, phi(0) = 1.
 
@@ -190,8 +211,8 @@ class Interpreter(nn.Module):
             constant share of the whole crop; the maps returned stay Â_m (see the module's notes).
         foreground_weights: (M,) gamma_m >= 0 leaning each evidence map towards the cells the target pools
             most from (maps from evidence only; ``None`` or all zeros: none; see the module's notes).
-        evidence_temperature: T > 0 of the evidence classifier's smooth maximum over the cells (maps from
-            evidence only; see the module's notes).
+        evidence_temperature: T > 0 of the evidence classifier's smooth maximum over the cells, one value
+            or M (one per attribute; maps from evidence only; see the module's notes).
 
     Only the interpreter's own parameters are saved in its checkpoints (:meth:`own_state_dict`).
     """
@@ -212,7 +233,7 @@ class Interpreter(nn.Module):
         evidence_hidden: int = 0,
         map_floor: float = 0.0,
         foreground_weights: Sequence[float] | None = None,
-        evidence_temperature: float = 1.0,
+        evidence_temperature: float | Sequence[float] = 1.0,
     ) -> None:
         super().__init__()
         if split not in SPLIT_POINTS:
@@ -245,9 +266,8 @@ class Interpreter(nn.Module):
             )
         if not 0.0 <= map_floor < 1.0 or (map_floor and map_mode != "localising"):
             raise AmdError("the map floor must lie in [0, 1) and belongs to the localising mode")
-        if not (math.isfinite(evidence_temperature) and evidence_temperature > 0):
-            raise AmdError(f"the evidence temperature must be a finite value above 0, not {evidence_temperature}")
-        if evidence_temperature != 1.0 and map_source == "head":
+        temperatures = _temperatures(evidence_temperature, int(num_attributes))
+        if any(t != 1.0 for t in temperatures) and map_source == "head":
             raise AmdError("the evidence temperature belongs to maps from evidence (map source other than head)")
         self.target = target
         self.target.requires_grad_(False)
@@ -279,7 +299,10 @@ class Interpreter(nn.Module):
         self.evidence: nn.Sequential | None = None
         self.sharpness: nn.Parameter | None = None
         self.evidence_hidden = int(evidence_hidden)
-        self.evidence_temperature = float(evidence_temperature)
+        # One value when every attribute shares it (as checkpoints store it), else one per attribute.
+        self.evidence_temperature: float | tuple[float, ...] = (
+            temperatures[0] if len(set(temperatures)) == 1 else temperatures
+        )
         if map_source != "head":
             local_in = backbone.stage_channels[STAGES[-2]]
             layers: list[nn.Module] = [nn.BatchNorm2d(local_in)]
@@ -428,7 +451,11 @@ class Interpreter(nn.Module):
             "evidence_hidden": self.evidence_hidden,
             "map_floor": self.map_floor,
             "foreground_weights": None if self.foreground is None else [float(g) for g in self.foreground],
-            "evidence_temperature": self.evidence_temperature,
+            "evidence_temperature": (
+                self.evidence_temperature
+                if isinstance(self.evidence_temperature, float)
+                else list(self.evidence_temperature)
+            ),
         }
 
     def set_foreground_weights(self, weights: Sequence[float] | None) -> None:
@@ -542,8 +569,11 @@ class Interpreter(nn.Module):
     def evidence_logits(self, scores: Tensor) -> Tensor:
         """Attribute logits (B, M) of the evidence classifier: (1 / T) log mean_hw exp(T S) of its cell
         scores S, T the evidence temperature."""
-        t = self.evidence_temperature  # multiplying and dividing by 1.0 is exact: T = 1 is log mean exp(S)
         flat = scores.flatten(2).float()
+        t: float | Tensor = self.evidence_temperature  # multiplying and dividing by 1.0 is exact
+        if not isinstance(t, float):
+            t = torch.tensor(t, dtype=flat.dtype, device=flat.device)
+            return (torch.logsumexp(flat * t.view(1, -1, 1), dim=2) - math.log(flat.shape[2])) / t
         return (torch.logsumexp(flat * t, dim=2) - math.log(flat.shape[2])) / t
 
     def _map_logits(
@@ -677,5 +707,5 @@ def build_interpreter(target: ReIDModel, architecture: Mapping[str, Any]) -> Int
         evidence_hidden=int(architecture.get("evidence_hidden", 0)),
         map_floor=float(architecture.get("map_floor", 0.0)),
         foreground_weights=architecture.get("foreground_weights"),
-        evidence_temperature=float(architecture.get("evidence_temperature", 1.0)),
+        evidence_temperature=architecture.get("evidence_temperature", 1.0),
     )

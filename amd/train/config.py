@@ -86,7 +86,8 @@ class DistillConfig(RunSettings):
     ``evidence`` (or ``head+evidence``) takes the maps from the per-cell evidence classifier, trained with
     weight ``evidence_weight`` at ``evidence_lr_scale`` times the learning rate, with a hidden per-cell layer
     of ``evidence_hidden`` channels when above 0 and its smooth maximum over the cells at
-    ``evidence_temperature`` (1: log mean exp; below 1 nearer the mean); ``map_floor`` above 0 gives every localising mask a learned
+    ``evidence_temperature`` (1: log mean exp; below 1 nearer the mean), which ``evidence_temperatures``
+    (``"NAME=T,NAME=T"``, NAME an attribute or its group) sets apart for some attributes; ``map_floor`` above 0 gives every localising mask a learned
     floor starting at that value (the maps shown keep their contrast); ``pinned`` keeps each map's peak
     where the evidence puts it and lets the head scale the map and dim its other cells. With
     ``evidence_cache`` above 0, a run that starts (not one that resumes) first trains the evidence classifier
@@ -125,6 +126,7 @@ class DistillConfig(RunSettings):
     evidence_lr_scale: float = 20.0
     evidence_hidden: int = 0
     evidence_temperature: float = 1.0
+    evidence_temperatures: str = ""
     map_floor: float = 0.0
     evidence_cache: int = 0
     evidence_cache_epochs: int = 8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from amd.evaluate import explanation_metrics
 from amd.losses import amd_loss, attribute_classification_loss
 from amd.models import Interpreter, load_target, save_interpreter
 from amd.models.checkpoint import read_checkpoint
+from amd.pointing import pointing_groups
 from amd.schema import AttributeSchema
 from amd.train.common import TrainResult, drive, resolve_device, train_loader
 from amd.train.config import DistillConfig, config_to_dict
@@ -57,6 +59,48 @@ def freeze_evidence(interpreter: Interpreter) -> list[torch.nn.Parameter]:
     return frozen
 
 
+def evidence_temperatures(default: float, spec: str, schema: AttributeSchema) -> float | tuple[float, ...]:
+    """Each attribute's evidence temperature: ``default``, except where ``spec`` says otherwise.
+
+    ``spec`` is ``"NAME=T,NAME=T,..."`` (empty: none), where NAME is an attribute (``handbag``), its schema
+    group (``upper colour``) or its pointing group (``sleeves``, :func:`amd.pointing.pointing_groups`); an
+    attribute's own name wins over its groups. Returns one value when all are equal.
+
+    Raises:
+        AmdError: A malformed entry, a value that is not a number, or a name that is none of these.
+    """
+    pointing = pointing_groups(schema)
+    names = {a.name: [j] for j, a in enumerate(schema)}
+    groups: dict[str, list[int]] = {}
+    for j, a in enumerate(schema):
+        for g in {a.group, pointing[j]} - {a.name}:
+            groups.setdefault(g, []).append(j)
+    values = [float(default)] * len(schema)
+    by_group: list[tuple[list[int], float]] = []
+    by_name: list[tuple[list[int], float]] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        name, sep, text = (part.strip() for part in entry.partition("="))
+        try:
+            value = float(text) if sep else math.nan
+        except ValueError:
+            value = math.nan
+        if not sep or math.isnan(value):
+            raise AmdError(f"evidence temperatures: {entry!r} must look like NAME=T, T a number")
+        if name in names:
+            by_name.append((names[name], value))
+        elif name in groups:
+            by_group.append((groups[name], value))
+        else:
+            known = ", ".join(sorted(set(names) | set(groups)))
+            raise AmdError(f"evidence temperatures: no attribute or group {name!r} (known: {known})")
+    for indices, value in by_group + by_name:
+        for j in indices:
+            values[j] = value
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
 def distill(
     cfg: DistillConfig,
     on_event: Callable[[Mapping[str, Any]], None] | None = None,
@@ -84,7 +128,7 @@ def distill(
         normalisation=cfg.normalisation, pooled_classifier=cfg.pooled_classifier,
         location_prior=cfg.location_prior, pooled_features=cfg.pooled_features,
         map_source=cfg.map_source, evidence_hidden=cfg.evidence_hidden, map_floor=cfg.map_floor,
-        evidence_temperature=cfg.evidence_temperature,
+        evidence_temperature=evidence_temperatures(cfg.evidence_temperature, cfg.evidence_temperatures, schema),
     ).to(device)  # fmt: skip
     if cfg.start_from:
         start_info, start_state = read_checkpoint(cfg.start_from)

@@ -541,6 +541,29 @@ def test_evidence_temperature_by_hand(target, images):
         Interpreter(target, 2, evidence_temperature=0.5)  # faithful maps from the head have no evidence
 
 
+def test_evidence_temperature_per_attribute(target, images):
+    """T = (1/2, 1) on scores 0, 0, 0, 2 log 3: attribute 0 gives 2 log 1.5, attribute 1 log 3 (T = 1)."""
+    mixed = Interpreter(
+        target, 2, map_mode="localising", map_source="evidence", evidence_temperature=(0.5, 1.0)
+    ).eval()
+    scores = torch.zeros(1, 2, 2, 2)
+    scores[0, :, 1, 1] = 2 * math.log(3.0)
+    torch.testing.assert_close(mixed.evidence_logits(scores), torch.tensor([[2 * math.log(1.5), math.log(3.0)]]))
+    # Stored as a list, rebuilt the same; equal values collapse to the single number older files hold.
+    assert mixed.architecture()["evidence_temperature"] == [0.5, 1.0]
+    rebuilt = build_interpreter(target, mixed.architecture())
+    assert rebuilt.evidence_temperature == (0.5, 1.0)
+    torch.testing.assert_close(rebuilt.evidence_logits(scores), mixed.evidence_logits(scores))
+    same = Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=[0.25, 0.25])
+    assert same.architecture()["evidence_temperature"] == 0.25
+    with pytest.raises(AmdError, match="one per attribute"):
+        Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=(0.5, 1.0, 1.0))
+    with pytest.raises(AmdError, match="finite value above 0"):
+        Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=(0.5, 0.0))
+    with pytest.raises(AmdError, match="belongs to maps from evidence"):
+        Interpreter(target, 2, evidence_temperature=(1.0, 0.5))
+
+
 def test_distillation_sets_the_sharpness_not_the_place(target, images):
     interpreter = Interpreter(
         target, 3, map_mode="localising", normalisation="softmax", map_source="evidence"

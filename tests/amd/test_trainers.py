@@ -15,7 +15,7 @@ from amd.errors import AmdError
 from amd.models import load_interpreter, load_target, read_info
 from amd.models.inputs import eval_transform, load_batch
 from amd.train.config import DistillConfig, TargetTrainConfig
-from amd.train.distill import distill, identity_positive_rates
+from amd.train.distill import distill, evidence_temperatures, identity_positive_rates
 from amd.train.target import train_target
 
 
@@ -118,9 +118,12 @@ def test_the_demo_recipe_evidence_maps_then_a_pinned_head(
     common = localising(tiny_data, target_path)
     evidence = tmp_path / "evidence.pt"
     distill(DistillConfig(**common, epochs=4, warmup_epochs=0, lr=1e-3, map_source="evidence",
-                          evidence_lr_scale=10.0, log_every=1, out=str(evidence)))  # fmt: skip
+                          evidence_lr_scale=10.0, evidence_temperature=0.25, evidence_temperatures="handbag=1",
+                          log_every=1, out=str(evidence)))  # fmt: skip
     info, state = read_checkpoint(evidence)
     assert info.architecture["map_source"] == "evidence"
+    names = load_dataset(tiny_data, "market1501").schema.names
+    assert info.architecture["evidence_temperature"] == [1.0 if n == "handbag" else 0.25 for n in names]
     assert not any(k.startswith(("late.", "decompose.", "aux_")) for k in state)  # a few thousand numbers
     assert state["location_logits"].abs().max() > 0  # the evidence loss taught the prior
     steps = [json.loads(line) for line in (tmp_path / "evidence_run" / "log.jsonl").read_text().splitlines()]
@@ -195,6 +198,24 @@ def test_a_cosine_schedule_decays_the_learning_rate_each_epoch(tiny_data: Path, 
                 **{**base, "data": "/nonexistent"}, lr_schedule="step", out=str(tmp_path / "x.pt")
             )
         )
+
+
+def test_evidence_temperatures_by_attribute_and_group(tiny_data: Path) -> None:
+    schema = load_dataset(tiny_data, "market1501").schema
+    names = schema.names
+    assert evidence_temperatures(0.25, "", schema) == 0.25
+    assert evidence_temperatures(0.25, "hat=1, handbag=1", schema) == tuple(
+        1.0 if n in ("hat", "handbag") else 0.25 for n in names
+    )
+    # A pointing group ("sleeves" is the attribute "up") and a schema group; an attribute's own name wins.
+    values = evidence_temperatures(1.0, "upper colour=0.5,upred=2,sleeves=0.25", schema)
+    for n, t in zip(names, values, strict=True):
+        expected = 2.0 if n == "upred" else 0.5 if n.startswith("up") and n != "up" else 0.25 if n == "up" else 1.0
+        assert t == expected, n
+    assert evidence_temperatures(0.5, "gender=0.5", schema) == 0.5  # all equal: one value
+    for bad, message in (("hat", "NAME=T"), ("hat=warm", "NAME=T"), ("cape=1", "no attribute or group 'cape'")):
+        with pytest.raises(AmdError, match=message):
+            evidence_temperatures(1.0, bad, schema)
 
 
 def test_positive_rates_count_identities_not_images(tiny_data: Path) -> None:
