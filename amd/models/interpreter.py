@@ -95,6 +95,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -129,7 +130,7 @@ SPLIT_POINTS: tuple[str, ...] = STAGES[:-1]
 
 def _temperatures(value: float | Sequence[float], num_attributes: int) -> tuple[float, ...]:
     """The evidence temperature of every attribute from one value or one per attribute, each checked."""
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real):
         values: tuple[float, ...] = (float(value),) * num_attributes
     else:
         try:
