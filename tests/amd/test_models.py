@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -556,6 +557,11 @@ def test_evidence_temperature_per_attribute(target, images):
     torch.testing.assert_close(rebuilt.evidence_logits(scores), mixed.evidence_logits(scores))
     same = Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=[0.25, 0.25])
     assert same.architecture()["evidence_temperature"] == 0.25
+    # A numpy scalar is one value for every attribute, not a sequence to unpack.
+    numpy_scalar = Interpreter(
+        target, 2, map_mode="localising", map_source="evidence", evidence_temperature=np.float32(0.5)
+    )
+    assert numpy_scalar.evidence_temperature == 0.5
     with pytest.raises(AmdError, match="one per attribute"):
         Interpreter(target, 2, map_mode="localising", map_source="evidence", evidence_temperature=(0.5, 1.0, 1.0))
     with pytest.raises(AmdError, match="finite value above 0"):
