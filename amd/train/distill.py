@@ -67,7 +67,8 @@ def evidence_temperatures(default: float, spec: str, schema: AttributeSchema) ->
     attribute's own name wins over its groups. Returns one value when all are equal.
 
     Raises:
-        AmdError: A malformed entry, a value that is not a number, or a name that is none of these.
+        AmdError: A malformed entry, a value that is not a finite number above 0, a name that is none of
+            these, or a name given twice.
     """
     pointing = pointing_groups(schema)
     names = {a.name: [j] for j, a in enumerate(schema)}
@@ -78,6 +79,7 @@ def evidence_temperatures(default: float, spec: str, schema: AttributeSchema) ->
     values = [float(default)] * len(schema)
     by_group: list[tuple[list[int], float]] = []
     by_name: list[tuple[list[int], float]] = []
+    seen: set[str] = set()
     for entry in (e.strip() for e in spec.split(",")):
         if not entry:
             continue
@@ -88,6 +90,11 @@ def evidence_temperatures(default: float, spec: str, schema: AttributeSchema) ->
             value = math.nan
         if not sep or math.isnan(value):
             raise AmdError(f"evidence temperatures: {entry!r} must look like NAME=T, T a number")
+        if not (math.isfinite(value) and value > 0):
+            raise AmdError(f"evidence temperatures: {entry!r}: a temperature must be a finite value above 0")
+        if name in seen:
+            raise AmdError(f"evidence temperatures: {name!r} is given twice")
+        seen.add(name)
         if name in names:
             by_name.append((names[name], value))
         elif name in groups:

@@ -213,7 +213,15 @@ def test_evidence_temperatures_by_attribute_and_group(tiny_data: Path) -> None:
         expected = 2.0 if n == "upred" else 0.5 if n.startswith("up") and n != "up" else 0.25 if n == "up" else 1.0
         assert t == expected, n
     assert evidence_temperatures(0.5, "gender=0.5", schema) == 0.5  # all equal: one value
-    for bad, message in (("hat", "NAME=T"), ("hat=warm", "NAME=T"), ("cape=1", "no attribute or group 'cape'")):
+    for bad, message in (
+        ("hat", "NAME=T"),
+        ("hat=warm", "NAME=T"),
+        ("cape=1", "no attribute or group 'cape'"),
+        ("hat=0", "finite value above 0"),
+        ("hat=-1", "finite value above 0"),
+        ("hat=inf", "finite value above 0"),
+        ("hat=1,handbag=1,hat=0.5", "'hat' is given twice"),
+    ):
         with pytest.raises(AmdError, match=message):
             evidence_temperatures(1.0, bad, schema)
 
