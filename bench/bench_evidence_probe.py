@@ -162,6 +162,14 @@ def main() -> None:
     names = ds.schema.names
     m = len(names)
     groups = pointing_groups(ds.schema)
+    # Every temperature is resolved before the features are extracted, so that a bad one stops the run at once.
+    resolved_temperatures = {}
+    for temperature in args.temperatures:
+        default, _, overrides = temperature.partition(",")
+        try:
+            resolved_temperatures[temperature] = evidence_temperatures(float(default), overrides, ds.schema)
+        except (ValueError, AmdError) as exc:
+            raise SystemExit(f"--temperatures {temperature}: {exc}") from None
     parts = attribute_parts(args.data, names)
     train = ds.train
     test = (*ds.query, *ds.gallery)
@@ -219,11 +227,7 @@ def main() -> None:
     for variant, epochs, temperature in settings:
         name = variant if len(args.epochs) == 1 else f"{variant}, {epochs} ep"
         name += "" if len(args.temperatures) == 1 else f", T {temperature}"
-        default, _, overrides = temperature.partition(",")
-        try:
-            resolved = evidence_temperatures(float(default), overrides, ds.schema)
-        except (ValueError, AmdError) as exc:
-            raise SystemExit(f"--temperatures {temperature}: {exc}") from None
+        resolved = resolved_temperatures[temperature]
         runs = []
         t0 = time.perf_counter()
         for seed in range(args.seeds):

@@ -70,6 +70,8 @@ def evidence_temperatures(default: float, spec: str, schema: AttributeSchema) ->
         AmdError: A malformed entry, a value that is not a finite number above 0, a name that is none of
             these, or a name given twice.
     """
+    if not (math.isfinite(default) and default > 0):
+        raise AmdError(f"evidence temperatures: the default, {default}, must be a finite value above 0")
     pointing = pointing_groups(schema)
     names = {a.name: [j] for j, a in enumerate(schema)}
     groups: dict[str, list[int]] = {}

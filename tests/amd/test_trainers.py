@@ -224,6 +224,8 @@ def test_evidence_temperatures_by_attribute_and_group(tiny_data: Path) -> None:
     ):
         with pytest.raises(AmdError, match=message):
             evidence_temperatures(1.0, bad, schema)
+    with pytest.raises(AmdError, match="the default, -1.0, must be a finite value above 0"):
+        evidence_temperatures(-1.0, "hat=1", schema)
 
 
 def test_positive_rates_count_identities_not_images(tiny_data: Path) -> None:
