@@ -129,24 +129,26 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class CaseDocument:
-    """An opened, verified case file.
+    """An opened, verified case file, or a workspace's case read for a report.
 
     Attributes:
-        path: The file it was read from.
-        sha256: SHA-256 of the whole file.
+        path: The file it was read from; ``None`` for a workspace's case that was not read from a
+            saved case file (see ``workspace``).
+        sha256: SHA-256 of the whole file; ``None`` when ``path`` is.
         format_version: The case file layout version.
         app_version: Version of the program that saved it.
-        saved_at: When it was saved (ISO 8601).
+        saved_at: When it was saved (ISO 8601); for a workspace's case, when it was read.
         saved_by: Who saved it.
         case: The case's own fields.
         items: The compared pairs, in order.
         models: Every model the items name.
         audit: The case's audit trail (without exports).
         members: Member name -> bytes (read-only view).
+        workspace: The workspace folder a case was read from without a saved case file, else ``None``.
     """
 
-    path: str
-    sha256: str
+    path: str | None
+    sha256: str | None
     format_version: int
     app_version: str
     saved_at: str
@@ -156,6 +158,7 @@ class CaseDocument:
     models: tuple[ModelEntry, ...]
     audit: tuple[AuditEntry, ...]
     members: Mapping[str, bytes] = field(repr=False, compare=False)
+    workspace: str | None = None
 
     def crop_bytes(self, crop: CropEntry) -> bytes:
         """The original bytes of a crop."""

@@ -17,10 +17,16 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from amd.visual import blend, normalise_pair
 from cases.snapshot import ExplanationData
 
-#: Bars of the chart: attributes the two crops differ in, and those they share (the GUI's colours).
-DIFFERING = (230, 111, 81)
-COMMON = (70, 130, 180)
-UNKNOWN = (120, 120, 120)
+#: Bars of the chart: attributes the two crops differ in, those they share, and bars of a pair
+#: without predicted attributes. The same colours as the compare view's chart.
+DIFFERING = (231, 111, 81)
+COMMON = (42, 157, 143)
+UNKNOWN = (120, 144, 176)
+#: The chart legend's words (the compare view's legend).
+DIFFERING_TEXT = "differing"
+COMMON_TEXT = "common (predicted attributes)"
+#: Text sizes of the chart in pixels at ``scale`` 1: title, bar labels, legend (the smallest).
+CHART_FONT_PX = (14, 13, 12)
 #: Colour of annotations drawn without one.
 ANNOTATION_COLOUR = "#ffd400"
 
@@ -73,23 +79,41 @@ def overlays(
     return blend(query, a01, opacity, colour_map), blend(gallery, b01, opacity, colour_map)
 
 
-def chart(data: ExplanationData, top: int = 12, width: int = 640) -> Image.Image:
+def percent(share: float) -> str:
+    """A share as the compare view writes it: ``0.0656`` -> ``"6.6%"``."""
+    return f"{100 * share:.1f}%"
+
+
+def chart(data: ExplanationData, top: int = 12, width: int = 640, scale: float = 1.0) -> Image.Image:
     """Horizontal bar chart of the largest components, sorted by share.
 
     Each bar is labelled with the attribute, its component and its share; bars are coloured by
     whether the crops' predicted attributes differ (:data:`DIFFERING`) or agree (:data:`COMMON`).
+
+    Args:
+        data: The decoded explanation.
+        top: How many bars (the largest shares).
+        width: Width of the picture in pixels.
+        scale: Size of text, bars and margins relative to the default (text of
+            :data:`CHART_FONT_PX` pixels times ``scale``), so that a picture drawn at a known size can
+            have text of a known size.
     """
+
+    def px(value: float) -> int:
+        return max(1, round(value * scale))
+
+    title_font, label_font, legend_font = (font(px(size)) for size in CHART_FONT_PX)
     order = data.order()[:top]
-    row, pad, label_w, value_w = 26, 10, 190, 150
-    title_h = 30
-    height = title_h + row * len(order) + 2 * pad + 22
+    row, pad, label_w, value_w = px(26), px(10), px(190), px(150)
+    title_h = px(30)
+    height = title_h + row * len(order) + 2 * pad + px(22)
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     draw.text(
         (pad, pad),
         f"Contribution to the distance {data.distance:.4f} (sum of components {data.sum_of_components:.4f})",
         fill=(20, 20, 20),
-        font=font(14),
+        font=title_font,
     )
     bar_x0 = pad + label_w
     bar_max = width - bar_x0 - value_w - pad
@@ -97,25 +121,26 @@ def chart(data: ExplanationData, top: int = 12, width: int = 640) -> Image.Image
     for k, i in enumerate(order):
         y = title_h + pad + k * row
         label = data.labels[i]
-        while draw.textlength(label, font=font(13)) > label_w - 8 and len(label) > 4:
+        while draw.textlength(label, font=label_font) > label_w - px(8) and len(label) > 4:
             label = label[:-2] + "…"
-        draw.text((pad, y + 5), label, fill=(30, 30, 30), font=font(13))
+        draw.text((pad, y + px(5)), label, fill=(30, 30, 30), font=label_font)
         differs = data.differs(i)
         colour = UNKNOWN if differs is None else DIFFERING if differs else COMMON
         length = max(1, round(bar_max * float(data.components[i]) / biggest))
-        draw.rectangle((bar_x0, y + 4, bar_x0 + length, y + row - 4), fill=colour)
+        draw.rectangle((bar_x0, y + px(4), bar_x0 + length, y + row - px(4)), fill=colour)
         draw.text(
-            (bar_x0 + length + 6, y + 5),
-            f"{float(data.components[i]):.4f} ({100 * float(data.shares[i]):.1f} %)",
+            (bar_x0 + length + px(6), y + px(5)),
+            f"{float(data.components[i]):.4f} ({percent(float(data.shares[i]))})",
             fill=(30, 30, 30),
-            font=font(13),
+            font=label_font,
         )
-    y = height - pad - 14
+    y = height - pad - px(14)
     if data.predicted_query is not None:
-        draw.rectangle((pad, y + 2, pad + 12, y + 12), fill=DIFFERING)
-        draw.text((pad + 18, y), "attribute differs", fill=(30, 30, 30), font=font(12))
-        draw.rectangle((pad + 150, y + 2, pad + 162, y + 12), fill=COMMON)
-        draw.text((pad + 168, y), "attribute in common", fill=(30, 30, 30), font=font(12))
+        x = pad
+        for colour, text in ((DIFFERING, DIFFERING_TEXT), (COMMON, COMMON_TEXT)):
+            draw.rectangle((x, y + px(2), x + px(12), y + px(12)), fill=colour)
+            draw.text((x + px(18), y), text, fill=(30, 30, 30), font=legend_font)
+            x += px(18) + round(draw.textlength(text, font=legend_font)) + px(24)
     return img
 
 
@@ -126,7 +151,22 @@ def _colour(name: str | None) -> tuple[int, int, int]:
         return ImageColor.getrgb(ANNOTATION_COLOUR)[:3]
 
 
-def annotated(rgb: np.ndarray, annotations: Sequence[Any], scale: int = 3) -> Image.Image:
+def _fit_label(
+    draw: ImageDraw.ImageDraw, text: str, f: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: float
+) -> str:
+    """``text`` broken into lines at spaces so that each fits ``width`` pixels where it can."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=f) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines) or text
+
+
+def annotated(
+    rgb: np.ndarray, annotations: Sequence[Any], scale: float = 3, label_px: int | None = None
+) -> Image.Image:
     """The crop enlarged ``scale`` times with its annotations drawn on it.
 
     Args:
@@ -134,19 +174,24 @@ def annotated(rgb: np.ndarray, annotations: Sequence[Any], scale: int = 3) -> Im
         annotations: Objects with ``kind``, ``geometry``, ``label`` and ``color`` (crop pixel units):
             ``rect`` (x, y, w, h), ``arrow`` (x1, y1, x2, y2, head at the second point), ``text`` (x, y).
         scale: Enlargement, so that lines and labels stay legible on small crops.
+        label_px: Size of the labels' text in pixels of the result (by default it grows with
+            ``scale``). A label too wide for the picture is moved left and broken into lines.
     """
     h, w = rgb.shape[:2]
-    img = Image.fromarray(rgb).resize((w * scale, h * scale), Image.Resampling.BICUBIC)
+    img = Image.fromarray(rgb).resize(
+        (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC
+    )
     draw = ImageDraw.Draw(img)
-    line = max(2, scale)
-    f = font(max(11, 4 * scale + 2))
+    line = max(2, round(scale))
+    size = label_px or max(11, round(4 * scale + 2))
+    f = font(size)
     for a in annotations:
         g = a.geometry
         colour = _colour(a.color)
         if a.kind == "rect":
             box = (g["x"] * scale, g["y"] * scale, (g["x"] + g["w"]) * scale, (g["y"] + g["h"]) * scale)
             draw.rectangle(box, outline=colour, width=line)
-            anchor = (box[0] + 2, max(0, box[1] - getattr(f, "size", 12) - 6))
+            anchor = (box[0] + 2, max(0, box[1] - size - 6))
         elif a.kind == "arrow":
             x1, y1, x2, y2 = (g[k] * scale for k in ("x1", "y1", "x2", "y2"))
             draw.line((x1, y1, x2, y2), fill=colour, width=line)
@@ -164,7 +209,10 @@ def annotated(rgb: np.ndarray, annotations: Sequence[Any], scale: int = 3) -> Im
         else:
             continue
         if a.label:
-            box = draw.textbbox(anchor, a.label, font=f)
+            text = _fit_label(draw, a.label, f, img.width - 6)
+            box = draw.multiline_textbbox((0, 0), text, font=f)
+            x = max(3.0, min(anchor[0], img.width - 3 - (box[2] - box[0])))
+            box = draw.multiline_textbbox((x, anchor[1]), text, font=f)
             draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=(0, 0, 0))
-            draw.text(anchor, a.label, fill=colour, font=f)
+            draw.multiline_text((x, anchor[1]), text, fill=colour, font=f)
     return img

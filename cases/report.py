@@ -15,14 +15,116 @@ import html
 import json
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cases import render
-from cases.document import AuditEntry, CaseDocument, ItemEntry, ModelEntry
+from cases.document import AuditEntry, CaseDocument, CaseEntry, CropEntry, ItemEntry, ModelEntry
+from cases.snapshot import ExplanationData
 
 VERDICT_TEXT = {"match": "Match", "no_match": "No match", "inconclusive": "Inconclusive", None: "No verdict"}
 #: Rows of the component table (all attributes are in the case file's explanation JSON).
 TABLE_ROWS = 12
+#: The crops of a pair as the compare view names them.
+SIDE_TEXT = {"query": "Crop A (query)", "gallery": "Crop B (gallery)"}
+#: Annotation shapes as the compare view's tools name them.
+SHAPE_TEXT = {"rect": "Rectangle", "arrow": "Arrow", "text": "Text"}
+#: Says what the predicted-attribute columns hold.
+PREDICTED_NOTE = (
+    "Crop A and Crop B: the interpreter's predicted attribute for each crop (yes at a probability of "
+    "50% or more) and its probability."
+)
+
+
+# ---------------------------------------------------------------------- words shared with the PDF report
+
+
+def when(value: str | None, seconds: bool = False) -> str:
+    """An ISO 8601 time as ``2026-12-07 13:42 UTC``, the same wherever the report is read.
+
+    Times without a zone are UTC (as the store writes them); ``None`` gives a dash and text that
+    is not a time is returned as it is.
+    """
+    if not value:
+        return "–"
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if t.tzinfo is not None:
+        t = t.astimezone(timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def _named(word: str, value: str | None) -> str:
+    """``camera c1``, but ``Camera 1`` when the name already says what it is."""
+    if not value:
+        return f"{word} –"
+    return value if value.lower().startswith(word) else f"{word} {value}"
+
+
+def crop_text(side: str, crop: CropEntry) -> str:
+    """``Crop A (query): Camera 1, identity Demo 0001``."""
+    return (
+        f"{SIDE_TEXT.get(side, side)}: {_named('camera', crop.camera)}, {_named('identity', crop.identity)}"
+    )
+
+
+def predicted_text(probability: float | None) -> str:
+    """A predicted attribute as the compare view shows it: ``yes 99%`` or ``no 7%``."""
+    if probability is None:
+        return "–"
+    return f"{'yes' if probability >= 0.5 else 'no'} {100 * probability:.0f}%"
+
+
+def gap_text(data: ExplanationData) -> str:
+    """Sum of components minus the distance, and that as a share of the distance: ``+2.2955 (+5.28%)``."""
+    return f"{data.sum_of_components - data.distance:+.4f} ({100 * data.gap:+.2f}%)"
+
+
+def model_text(m: ModelEntry) -> str:
+    """A model's name and provenance in one line (its hash goes in a column of its own)."""
+    schema = (m.attribute_schema or {}).get("name") or "–"
+    return (
+        f"{m.name}; architecture {m.architecture or '–'}, schema {schema}, registered {when(m.registered_at)}"
+    )
+
+
+def _by(name: str | None) -> str:
+    return f" by {name}" if name else ""
+
+
+def cover_rows(doc: CaseDocument) -> list[tuple[str, str]]:
+    """The fields of the report's cover.
+
+    A report made from a case file names the file and gives its SHA-256; one made from a
+    workspace's case says that no case file was saved and gives no hash.
+    """
+    c: CaseEntry = doc.case
+    rows = [
+        ("Reference", c.reference or "–"),
+        ("Analyst", c.analyst or "–"),
+        ("Status", c.status),
+        ("Created", when(c.created_at) + _by(c.created_by)),
+        ("Modified", when(c.updated_at)),
+        ("Comparisons", str(len(doc.items))),
+    ]
+    if doc.path is not None:
+        rows.append(
+            (
+                "Case file",
+                f"{Path(doc.path).name} (format {doc.format_version}, saved {when(doc.saved_at)}"
+                f"{_by(doc.saved_by)})",
+            )
+        )
+        rows.append(("Case file SHA-256", doc.sha256 or "–"))
+    else:
+        source = f"the workspace {Path(doc.workspace).name}" if doc.workspace else "a workspace"
+        rows.append(("Case file", "not saved as a case file"))
+        rows.append(("Made from", f"{source} on {when(doc.saved_at)}"))
+    rows.append(("Program", f"amd-workbench {doc.app_version}"))
+    return rows
+
 
 _CSS = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:2em auto;max-width:60em;color:#1b1b1b;line-height:1.35}
@@ -33,7 +135,7 @@ th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pair figure{margin:0} figcaption{font-size:.85em;color:#555;max-width:16em;overflow-wrap:anywhere}
 .notes{white-space:pre-wrap;border-left:4px solid #999;padding:.3em .8em;background:#f6f6f6}
 .hash{font-family:"DejaVu Sans Mono",monospace;font-size:.85em;overflow-wrap:anywhere}
-.verdict{font-weight:bold} section.comparison{page-break-before:always}
+.verdict{font-weight:bold} section.comparison{page-break-before:always} .note{font-size:.85em;color:#555}
 """
 
 
@@ -58,27 +160,20 @@ def _fields(rows: list[tuple[str, object]]) -> str:
 
 def _crop_caption(side: str, item: ItemEntry) -> str:
     c = item.query if side == "query" else item.gallery
-    return (
-        f"{side.capitalize()}: camera {_e(c.camera)}, identity {_e(c.identity)}, {c.width}×{c.height}, "
-        f'SHA-256 <span class="hash">{_e(c.sha256)}</span>'
-    )
+    return f'{_e(crop_text(side, c))}, {c.width}×{c.height}, SHA-256 <span class="hash">{_e(c.sha256)}</span>'
 
 
 def _model_rows(title: str, m: ModelEntry | None) -> str:
     if m is None:
-        return f"<tr><th>{_e(title)}</th><td colspan=3>not recorded</td></tr>"
-    schema = (m.attribute_schema or {}).get("name")
-    return (
-        f"<tr><th>{_e(title)}</th><td>{_e(m.name)} ({_e(m.architecture)}, schema {_e(schema)}, registered "
-        f'{_e(m.registered_at)})</td><td class="hash">{_e(m.file_hash)}</td></tr>'
-    )
+        return f"<tr><th>{_e(title)}</th><td colspan=2>not recorded</td></tr>"
+    return f'<tr><th>{_e(title)}</th><td>{_e(model_text(m))}</td><td class="hash">{_e(m.file_hash)}</td></tr>'
 
 
 def _audit_table(events: tuple[AuditEntry, ...]) -> str:
     if not events:
         return "<p>No events.</p>"
     rows = "".join(
-        f"<tr><td>{_e(ev.at)}</td><td>{_e(ev.actor)}@{_e(ev.host)}</td><td>{_e(ev.action)}</td>"
+        f"<tr><td>{_e(when(ev.at, seconds=True))}</td><td>{_e(ev.actor)}@{_e(ev.host)}</td><td>{_e(ev.action)}</td>"
         f"<td>{_e(json.dumps(ev.details, sort_keys=True, ensure_ascii=False) if ev.details else '')}</td></tr>"
         for ev in events
     )
@@ -107,7 +202,7 @@ def _item_section(doc: CaseDocument, item: ItemEntry) -> str:
                 [
                     ("Target distance", _num(data.distance)),
                     ("Sum of components", _num(data.sum_of_components)),
-                    ("Gap", f"{100 * data.gap:.2f} %"),
+                    ("Gap", gap_text(data)),
                 ]
             )
         )
@@ -117,27 +212,29 @@ def _item_section(doc: CaseDocument, item: ItemEntry) -> str:
                 out.append(
                     f"<figure>{_img(doc.members[o.query_member], f'{o.label} on the query crop', width=96)}"
                     f"{_img(doc.members[o.gallery_member], f'{o.label} on the gallery crop', width=96)}"
-                    f"<figcaption>{_e(o.label)}: share {100 * float(data.shares[o.index]):.1f} %</figcaption>"
+                    f"<figcaption>{_e(o.label)} ({render.percent(float(data.shares[o.index]))})</figcaption>"
                     "</figure>"
                 )
             out.append("</div>")
-        if item.chart_member:
-            out.append(
-                f"<h3>Contributions</h3><p>{_img(doc.members[item.chart_member], 'contribution chart')}</p>"
-            )
+        # Drawn again from the numbers rather than taken from the file's chart member, so that a file
+        # saved by an earlier version shows the chart in the compare view's colours and words too.
+        chart = render.png_bytes(render.chart(data, top=TABLE_ROWS))
+        out.append(f"<h3>Contributions</h3><p>{_img(chart, 'contribution chart')}</p>")
         rows = []
         for i in data.order()[:TABLE_ROWS]:
-            pq = "–" if data.predicted_query is None else f"{float(data.predicted_query[i]):.2f}"
-            pg = "–" if data.predicted_gallery is None else f"{float(data.predicted_gallery[i]):.2f}"
+            pq = predicted_text(None if data.predicted_query is None else float(data.predicted_query[i]))
+            pg = predicted_text(None if data.predicted_gallery is None else float(data.predicted_gallery[i]))
             rows.append(
                 f"<tr><td>{_e(data.labels[i])}</td><td class=num>{_num(float(data.attribute_distances[i]))}</td>"
                 f"<td class=num>{_num(float(data.components[i]))}</td>"
-                f"<td class=num>{100 * float(data.shares[i]):.1f} %</td><td class=num>{pq}</td><td class=num>{pg}</td></tr>"
+                f"<td class=num>{render.percent(float(data.shares[i]))}</td><td class=num>{pq}</td><td class=num>{pg}</td></tr>"
             )
         out.append(
             "<table><tr><th>Attribute</th><th>d<sub>m</sub></th><th>Component</th><th>Share</th>"
-            "<th>Predicted (query)</th><th>Predicted (gallery)</th></tr>" + "".join(rows) + "</table>"
+            "<th>Crop A</th><th>Crop B</th></tr>" + "".join(rows) + "</table>"
         )
+        if data.predicted_query is not None:
+            out.append(f'<p class="note">{_e(PREDICTED_NOTE)}</p>')
     elif item.distance is not None:
         out.append(f"<p>Target distance {_num(item.distance)} (filed without an explanation).</p>")
     out.append("<h3>Notes</h3>")
@@ -145,7 +242,7 @@ def _item_section(doc: CaseDocument, item: ItemEntry) -> str:
     out.append("<h3>Annotations</h3>")
     if item.annotations:
         rows = "".join(
-            f"<tr><td>{_e(a.side)}</td><td>{_e(a.kind)}</td><td>{_e(a.label)}</td>"
+            f"<tr><td>{_e(SIDE_TEXT.get(a.side, a.side))}</td><td>{_e(SHAPE_TEXT.get(a.kind, a.kind))}</td><td>{_e(a.label)}</td>"
             f"<td>{_e(', '.join(f'{k}={v:g}' for k, v in sorted(a.geometry.items()) if isinstance(v, (int, float))))}</td></tr>"
             for a in item.annotations
         )
@@ -180,19 +277,7 @@ def render_html(doc: CaseDocument) -> str:
         f"<title>Case report: {_e(c.title)}</title><style>{_CSS}</style></head><body>",
         '<section class="cover">',
         f"<h1>{_e(c.title)}</h1>",
-        _fields(
-            [
-                ("Reference", c.reference),
-                ("Analyst", c.analyst),
-                ("Status", c.status),
-                ("Created", f"{c.created_at or '–'} by {c.created_by or '–'}"),
-                ("Modified", c.updated_at),
-                ("Comparisons", len(doc.items)),
-                ("Case file", f"{Path(doc.path).name} (format {doc.format_version}, saved {doc.saved_at})"),
-                ("Case file SHA-256", doc.sha256),
-                ("Program", f"amd-workbench {doc.app_version}"),
-            ]
-        ),
+        _fields(cover_rows(doc)),
         "<h3>Description</h3>",
         f'<div class="notes">{_e(c.description)}</div>' if c.description else "<p>No description.</p>",
         "<h3>Comparisons</h3>",

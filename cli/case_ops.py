@@ -257,9 +257,12 @@ def case_document(ws: Workspace, case_id: int) -> CaseDocument:
     """A workspace's case as an opened case file, for the reports.
 
     The case is written to a temporary ``.amdcase`` file and opened from it, so that a report of the
-    workspace shows exactly what a saved file would (and goes through the same checks). Nothing is
-    logged: the export itself is, by :func:`export_report`.
+    workspace shows exactly what a saved file would (and goes through the same checks). That file is
+    gone when the report is made, so the document names no file and no hash (``path`` and ``sha256``
+    are ``None``) but the workspace it came from. Nothing is logged: the export itself is, by
+    :func:`export_report`.
     """
+    from dataclasses import replace
     from datetime import datetime, timezone
 
     from cases.archive import build_members, open_case, write_archive
@@ -271,7 +274,8 @@ def case_document(ws: Workspace, case_id: int) -> CaseDocument:
     with tempfile.TemporaryDirectory(prefix="amd-case-") as folder:
         path = Path(folder) / f"case-{case_id}.amdcase"
         write_archive(path, manifest, members)
-        return open_case(path)
+        doc = open_case(path)
+    return replace(doc, path=None, sha256=None, workspace=str(ws.root))
 
 
 def export_report(ws: Workspace, case_id: int, path: str | os.PathLike[str], fmt: str) -> Path:

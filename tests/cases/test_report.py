@@ -30,7 +30,7 @@ def test_html_report_has_one_section_per_comparison_with_its_numbers(hostile: Pa
     assert text.count('<section class="comparison"') == 2
     assert "Comparison 1 of 2" in text and "Comparison 2 of 2" in text
     # distance, components (d_m / 5) and shares of the hand-made explanation
-    for number in ("1.2500", "1.2000", "0.4800", "0.3200", "0.1600", "0.0800", "40.0 %", "26.7 %", "2.4000"):
+    for number in ("1.2500", "1.2000", "0.4800", "0.3200", "0.1600", "0.0800", "40.0%", "26.7%", "2.4000"):
         assert number in text, number
     assert "2026/0413" in text and "A. Analyst" in text and "ab" * 32 in text
     # Self-contained: every picture inline, no external reference.
@@ -55,7 +55,7 @@ def test_pdf_report_has_a_cover_and_a_page_per_comparison(
     starts = [i for i, p in enumerate(pages) if re.search(r"Comparison \d of 2", p)]
     assert len(starts) == 2 and starts[0] == 1
     first = " ".join(pages[starts[0] : starts[1]])
-    for number in ("1.2500", "1.2000", "0.4800", "0.3200", "40.0 %", "2.4000", "Verdict: Match"):
+    for number in ("1.2500", "1.2000", "0.4800", "0.3200", "40.0%", "2.4000", "Verdict: Match"):
         assert number in first, number
     assert "alert('x')" in first and "jacket" in first
     assert "Verdict: No match" in pages[starts[1]]
