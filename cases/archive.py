@@ -57,7 +57,7 @@ from cases.document import (
 )
 from cases.errors import CaseFileError, SnapshotError
 from cases.snapshot import decode_snapshot
-from db.imagestore import EXTENSIONS
+from db.imagestore import EXTENSIONS, make_shareable
 from db.models import VERDICTS
 
 if TYPE_CHECKING:
@@ -320,6 +320,7 @@ def write_archive(
             while block := fh.read(1 << 20):
                 digest.update(block)
             size = fh.tell()
+        make_shareable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

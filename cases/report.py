@@ -21,6 +21,7 @@ from pathlib import Path
 from cases import render
 from cases.document import AuditEntry, CaseDocument, CaseEntry, CropEntry, ItemEntry, ModelEntry
 from cases.snapshot import ExplanationData
+from db.imagestore import make_shareable
 
 VERDICT_TEXT = {"match": "Match", "no_match": "No match", "inconclusive": "Inconclusive", None: "No verdict"}
 #: Rows of the component table (all attributes are in the case file's explanation JSON).
@@ -302,6 +303,7 @@ def export_html(doc: CaseDocument, out_path: str | os.PathLike[str]) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(render_html(doc))
+        make_shareable(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -25,6 +25,27 @@ from PIL import Image, UnidentifiedImageError
 
 from db.errors import ImageRefused
 
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once at import: reading it means setting it, which is not safe while other
+#: threads create files.
+_UMASK = _read_umask()
+
+
+def make_shareable(path: str | os.PathLike[str]) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (owner-only) the mode a plainly created file has.
+
+    Files renamed into place from a temporary file would otherwise stay readable by their owner only, unlike
+    every other file the user makes (a PDF report, say); the umask decides, as it does for those.
+    """
+    os.chmod(path, 0o666 & ~_UMASK)
+
+
 #: Formats accepted. The list is closed on purpose: Pillow would also open EPS (through
 #: Ghostscript) and other formats that have no business in a crop store.
 FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
@@ -170,6 +191,7 @@ class ImageStore:
                 if self.fsync:
                     fh.flush()
                     os.fsync(fh.fileno())
+            make_shareable(tmp)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -118,10 +118,15 @@ def _plain(value: Any, where: str) -> Any:
     raise TypeError(f"{where}: {type(value).__name__} is not plain data (use numbers, strings, lists, dicts)")
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: The process's umask, read once at import: reading it means setting it, which is not safe while other
+#: threads create files.
+_UMASK = _read_umask()
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -135,7 +140,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp creates the file readable by its owner only; a model file is shared like any other.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         # A reader sees either the old file or the complete new one, never a half-written file.
         os.replace(tmp, path)
     except BaseException:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 
 import numpy as np
@@ -241,15 +240,16 @@ def test_refuses_interpreter_for_another_backbone(saved, tmp_path, schema):
         load_interpreter(saved["interp_path"], light, light_hash)
 
 
-def test_saved_files_follow_the_umask_not_the_temporary_files_mode(tmp_path):
-    from amd.models.checkpoint import atomic_torch_save
+def test_saved_files_follow_the_umask_not_the_temporary_files_mode(tmp_path, monkeypatch):
+    from amd.models import checkpoint
 
-    old = os.umask(0o022)
-    try:
-        atomic_torch_save({"x": torch.zeros(1)}, tmp_path / "m.pt")
-    finally:
-        os.umask(old)
+    # The umask is read once, at import (reading it means setting it, unsafe beside other threads).
+    monkeypatch.setattr(checkpoint, "_UMASK", 0o022)
+    checkpoint.atomic_torch_save({"x": torch.zeros(1)}, tmp_path / "m.pt")
     assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+    monkeypatch.setattr(checkpoint, "_UMASK", 0o077)
+    checkpoint.atomic_torch_save({"x": torch.zeros(1)}, tmp_path / "m.pt")
+    assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
 
 

@@ -298,3 +298,17 @@ def test_member_larger_than_it_claims_is_stopped_while_reading(saved: Path, tmp_
     assert info.file_size > 100
     report = verify_case(bad)
     assert not report.ok and any("items/001/explanation.json" in p for p in report.problems)
+
+
+def test_case_files_and_html_reports_get_the_mode_the_umask_gives(
+    filed: CaseSetup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both are written to an owner-only temporary file first; once in place they are shared like a PDF."""
+    from cases.report import export_html
+    from db import imagestore
+
+    monkeypatch.setattr(imagestore, "_UMASK", 0o022)
+    case = save_case(filed.ws, filed.case_id, tmp_path / "c.amdcase").path
+    report = export_html(open_case(case), tmp_path / "r.html")
+    assert stat.S_IMODE(case.stat().st_mode) == 0o644
+    assert stat.S_IMODE(report.stat().st_mode) == 0o644
