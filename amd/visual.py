@@ -24,8 +24,8 @@ _STOPS: dict[str, tuple[tuple[float, float, float], ...]] = {
 
 COLOUR_MAPS: tuple[str, ...] = tuple(_STOPS)
 
-#: Distinct colours of the top-3 mode (first, second, third attribute).
-TOP_COLOURS: tuple[tuple[int, int, int], ...] = ((230, 57, 70), (42, 157, 143), (244, 162, 97))
+#: Distinct colours of the top-3 mode (first, second, third attribute); none is a colour of the chart's bars.
+TOP_COLOURS: tuple[tuple[int, int, int], ...] = ((230, 57, 70), (69, 123, 215), (244, 162, 97))
 
 
 def lookup_table(name: str) -> np.ndarray:

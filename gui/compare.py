@@ -34,9 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from amd.visual import COLOUR_MAPS, blend, normalise_pair, top_regions
+from amd.visual import COLOUR_MAPS, TOP_COLOURS, blend, normalise_pair, top_regions
 from gui.widgets.annotations import COLOURS, AnnotatedCropViewWidget, AnnotationEditor
-from gui.widgets.chart import COMMON_COLOUR, DIFFER_COLOUR, ContributionChartWidget
+from gui.widgets.chart import (
+    COMMON_COLOUR,
+    DIFFER_COLOUR,
+    MUTED_COLOUR,
+    ContributionChartWidget,
+    format_distance,
+)
 from gui.workers import Job, JobRunner, guarded
 
 VERDICTS: tuple[str, ...] = ("match", "no match", "inconclusive")
@@ -52,6 +58,15 @@ def load_rgb(path: str) -> np.ndarray:
 
 def _reading(probability: float) -> str:
     return f"{'yes' if probability >= 0.5 else 'no'}  {100 * probability:.0f}%"
+
+
+def _swatch(colour: QColor) -> str:
+    """A coloured square for rich-text legends."""
+    return f"<span style='color:{colour.name()}; font-size:large'>&#9632;</span>"
+
+
+#: The top-3 mode's colours (first, second, third attribute), as drawn on the crops.
+TOP_QCOLOURS: tuple[QColor, ...] = tuple(QColor(*rgb) for rgb in TOP_COLOURS)
 
 
 class CompareWidget(QWidget):
@@ -114,7 +129,16 @@ class CompareWidget(QWidget):
         self.opacity.setValue(60)
         self.opacity.valueChanged.connect(self._refresh_overlays)
         self.top3 = QCheckBox("Top 3")
-        self.top3.toggled.connect(self._refresh_overlays)
+        self.top3.setToolTip(
+            "Outline where the three attributes with the largest shares are strongest, each in its own "
+            "colour (Opacity sets the tint). Choosing an attribute goes back to its own map."
+        )
+        self.top3.toggled.connect(self._on_top3_toggled)
+        # Which colour is which attribute in the top-3 mode (hidden otherwise).
+        self.top3_legend = QLabel()
+        self.top3_legend.setObjectName("top3_legend")
+        self.top3_legend.setWordWrap(True)
+        self.top3_legend.setVisible(False)
 
         crops = QWidget()
         grid = QGridLayout(crops)
@@ -126,7 +150,8 @@ class CompareWidget(QWidget):
         controls.addWidget(QLabel("Attribute"), 0, 0)
         controls.addWidget(self.attribute_box, 0, 1)
         controls.addWidget(self.top3, 0, 2)
-        controls.addWidget(QLabel("Colours"), 1, 0)
+        self.cmap_label = QLabel("Colours")
+        controls.addWidget(self.cmap_label, 1, 0)
         colours = QHBoxLayout()
         colours.addWidget(self.cmap_box)
         colours.addSpacing(12)
@@ -135,14 +160,13 @@ class CompareWidget(QWidget):
         controls.addLayout(colours, 1, 1, 1, 2)
         controls.setColumnStretch(1, 1)
         grid.addLayout(controls, 1, 0, 1, 2)
-        grid.addWidget(self._annotation_bar(), 2, 0, 1, 2)
+        grid.addWidget(self.top3_legend, 2, 0, 1, 2)
+        grid.addWidget(self._annotation_bar(), 3, 0, 1, 2)
 
         self.chart = ContributionChartWidget()
-        self.chart.attribute_clicked.connect(self.select_attribute)
-        legend = QLabel(
-            f"<span style='color:{DIFFER_COLOUR.name()}'>&#9632;</span> differing &nbsp; "
-            f"<span style='color:{COMMON_COLOUR.name()}'>&#9632;</span> common (predicted attributes)"
-        )
+        self.chart.attribute_clicked.connect(self._on_attribute_chosen)
+        self.chart_legend = QLabel()
+        self.chart_legend.setWordWrap(True)
         self.distance_label = QLabel("-")
         self.sum_label = QLabel("-")
         self.gap_label = QLabel("-")
@@ -169,6 +193,8 @@ class CompareWidget(QWidget):
             )
 
         verdict_box = QGroupBox("Verdict")
+        self.verdict_box = verdict_box
+        self.shortcuts: list[QShortcut] = []
         self.verdict_buttons = QButtonGroup(self)
         row = QHBoxLayout()
         for i, (text, key) in enumerate((("Match", "1"), ("No match", "2"), ("Inconclusive", "3"))):
@@ -176,7 +202,9 @@ class CompareWidget(QWidget):
             button.setCheckable(True)
             self.verdict_buttons.addButton(button, i)
             row.addWidget(button)
-            QShortcut(QKeySequence(key), self, activated=lambda i=i: self.set_verdict(VERDICTS[i]))
+            self.shortcuts.append(
+                QShortcut(QKeySequence(key), self, activated=lambda i=i: self.set_verdict(VERDICTS[i]))
+            )
         self.verdict_buttons.idClicked.connect(lambda i: self.set_verdict(VERDICTS[i]))
         self.notes = QPlainTextEdit()
         self.notes.setPlaceholderText("Notes on this pair")
@@ -187,12 +215,13 @@ class CompareWidget(QWidget):
         vb.addLayout(row)
         vb.addWidget(self.notes)
         vb.addWidget(self.add_to_case)
+        self._update_pair_controls()
 
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.status_label)
         rl.addWidget(self.chart, 4)
-        rl.addWidget(legend)
+        rl.addWidget(self.chart_legend)
         rl.addLayout(figures)
         rl.addWidget(self.predicted, 2)
         rl.addWidget(verdict_box)
@@ -200,6 +229,7 @@ class CompareWidget(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(crops)
         splitter.addWidget(right)
+        self._show_top3()
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
         # The right pane's size hint (chart and table) would otherwise squeeze the crops.
@@ -285,6 +315,7 @@ class CompareWidget(QWidget):
         """This comparison is now case item ``item`` (a ``CaseItemInfo``): its annotations become editable."""
         self.case_item, self.case_title = item, case_title
         self.annotations.load(item.id, item.annotations)
+        self._update_pair_controls()
 
     def close_item(self) -> None:
         """The comparison is no longer a case item (its shapes leave the crops)."""
@@ -292,6 +323,7 @@ class CompareWidget(QWidget):
             self.item_closed.emit(self.case_item, self.verdict(), self.notes.toPlainText())
         self.case_item, self.case_title = None, ""
         self.annotations.load(None)
+        self._update_pair_controls()
 
     def show_item(self, opened: Any) -> None:
         """Show a filed pair again (a ``cli.case_ops.OpenedItem``): crops, explanation, verdict, notes, shapes.
@@ -320,6 +352,35 @@ class CompareWidget(QWidget):
         self._show_verdict(item.verdict)
         self.notes.setPlainText(item.notes or "")
         self.bind_item(item, opened.case.title)
+
+    def pair_shown(self) -> bool:
+        """Whether both crops are on screen (a verdict needs a pair)."""
+        return all(self.paths) and all(view.image is not None for view in self.views)
+
+    def _update_pair_controls(self) -> None:
+        """Verdict, notes and "Add to case" work on a pair: off until one is shown, and say why."""
+        shown = self.pair_shown()
+        for widget in (*self.verdict_buttons.buttons(), self.notes):
+            widget.setEnabled(shown)
+        for shortcut in self.shortcuts:
+            shortcut.setEnabled(shown)
+        self.verdict_box.setToolTip("" if shown else "Compare two crops first: drop one on each side.")
+        ready = shown and self.explanation is not None
+        self.add_to_case.setEnabled(ready)
+        if self.case_item is not None:
+            # The pair is filed already: the button saves its verdict and notes with that item.
+            self.add_to_case.setText("Update case item")
+            self.add_to_case.setToolTip(
+                f"Save the verdict and notes with item {self.case_item.position + 1} of case "
+                f"'{self.case_title}'"
+            )
+        else:
+            self.add_to_case.setText("Add to case")
+            self.add_to_case.setToolTip(
+                "File this pair, with its explanation, verdict and notes, in a case"
+                if ready
+                else "Compare two crops first (and wait for the explanation)."
+            )
 
     def _show_verdict(self, code: str | None) -> None:
         words = {"match": "match", "no_match": "no match", "inconclusive": "inconclusive"}
@@ -392,28 +453,42 @@ class CompareWidget(QWidget):
             self.predicted.setRowCount(0)
             self.selected = None
             self.attribute_box.blockSignals(False)
+            self._update_pair_controls()
+            self._show_top3()
             return
         labels = self.labels()
         shares = np.asarray(e.shares, dtype=float)
         order = np.argsort(-shares, kind="stable")
+        self._update_pair_controls()
         for i in order:
             self.attribute_box.addItem(f"{labels[i]} ({100 * shares[i]:.1f}%)", int(i))
         self.attribute_box.blockSignals(False)
         self.chart.set_data(labels, e.components, shares, self.differ())
-        total = float(np.sum(e.components))
-        self.distance_label.setText(f"{e.distance:.4f}")
-        self.sum_label.setText(f"{total:.4f}")
-        self.gap_label.setText(f"{total - e.distance:+.4f} ({100 * e.gap:+.2f}%)")
+        distance, total = self.shown_figures()
+        self.distance_label.setText(format_distance(distance))
+        self.sum_label.setText(format_distance(total))
+        # The gap shown is the difference of the two figures shown, so that the three agree on screen.
+        self.gap_label.setText(f"{format_distance(total - distance + 0.0, sign=True)} ({100 * e.gap:+.2f}%)")
         self.reading_label.setText(self.reading(e.distance))
         self._fill_predicted()
+        self._show_top3()
         self.select_attribute(int(order[0]))
+
+    def shown_figures(self) -> tuple[float, float]:
+        """Target distance and sum of components rounded as shown (see :func:`format_distance`)."""
+        e = self.explanation
+        return float(format_distance(e.distance)), float(format_distance(float(np.sum(e.components))))
 
     def reading(self, distance: float) -> str:
         if self.threshold is None:
             return "no threshold set for this model"
         same = distance < self.threshold
         word = "likely the same person" if same else "likely different persons"
-        return f"{word} (distance {distance:.3f} {'<' if same else '>='} threshold {self.threshold:.3f})"
+        shown, limit = format_distance(distance), format_distance(self.threshold)
+        if shown == limit:
+            # Both round alike: "<" between two equal numbers would read as a mistake.
+            return f"{word}, at the threshold (distance and threshold {shown})"
+        return f"{word} (distance {shown} {'<' if same else '>='} threshold {limit})"
 
     def _fill_predicted(self) -> None:
         e = self.explanation
@@ -450,7 +525,55 @@ class CompareWidget(QWidget):
     def _on_attribute_box_changed(self, pos: int) -> None:
         data = self.attribute_box.itemData(pos)
         if data is not None:
-            self.select_attribute(int(data))
+            self._on_attribute_chosen(int(data))
+
+    def _on_attribute_chosen(self, index: int) -> None:
+        """The analyst picked an attribute (bar or list): show its own map, also when Top 3 was on."""
+        if self.top3.isChecked():
+            self.top3.setChecked(False)
+        self.select_attribute(index)
+
+    def top_attributes(self) -> list[int]:
+        """Schema positions of the (up to) three largest shares, in the order of the top-3 colours."""
+        if self.explanation is None:
+            return []
+        return [int(i) for i in np.argsort(-np.asarray(self.explanation.shares), kind="stable")[:3]]
+
+    def _on_top3_toggled(self, _checked: bool) -> None:
+        self._show_top3()
+        self._refresh_overlays()
+
+    def _show_top3(self) -> None:
+        """Legends, chart colours and controls of the mode on screen (one map, or the top 3)."""
+        top3 = self.top3.isChecked()
+        # The top-3 outlines have their own colours: the colour map does not apply (the opacity does).
+        self.cmap_box.setEnabled(not top3)
+        self.cmap_label.setEnabled(not top3)
+        self.cmap_box.setToolTip(
+            "The top-3 mode uses its own colours (see the legend)" if top3 else "Colour map of the overlay"
+        )
+        top = self.top_attributes() if top3 else []
+        labels = self.labels()
+        self.chart.set_marks({i: TOP_QCOLOURS[k] for k, i in enumerate(top)} if top else None)
+        if top:
+            shares = self.explanation.shares
+            self.top3_legend.setText(
+                "&nbsp;&nbsp; ".join(
+                    f"{_swatch(TOP_QCOLOURS[k])} {labels[i]} ({100 * shares[i]:.1f}%)"
+                    for k, i in enumerate(top)
+                )
+            )
+            self.chart_legend.setText(
+                f"{''.join(_swatch(c) for c in TOP_QCOLOURS[: len(top)])} the three largest, as on the "
+                f"crops &nbsp; {_swatch(MUTED_COLOUR)} the others"
+            )
+        else:
+            self.top3_legend.clear()
+            self.chart_legend.setText(
+                f"{_swatch(DIFFER_COLOUR)} differing &nbsp; "
+                f"{_swatch(COMMON_COLOUR)} common (predicted attributes)"
+            )
+        self.top3_legend.setVisible(bool(top))
 
     def overlay_images(self) -> list[np.ndarray] | None:
         """The two pictures currently painted (crops with their overlays), or ``None`` before an explanation."""
@@ -460,7 +583,7 @@ class CompareWidget(QWidget):
         opacity = self.opacity.value() / 100.0
         images = [v.image for v in self.views]
         if self.top3.isChecked():
-            top = np.argsort(-np.asarray(e.shares), kind="stable")[:3]
+            top = self.top_attributes()
             out = []
             for image, maps in zip(images, (e.maps_a, e.maps_b), strict=True):
                 normed = [(maps[i] - maps[i].min()) / max(float(np.ptp(maps[i])), 1e-12) for i in top]
@@ -481,6 +604,9 @@ class CompareWidget(QWidget):
     def set_verdict(self, verdict: str) -> None:
         if verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}")
+        if not self.pair_shown():
+            self.status_label.setText("Compare two crops first: a verdict is about a pair.")
+            return
         self.verdict_buttons.button(VERDICTS.index(verdict)).setChecked(True)
         self.verdict_changed.emit(verdict, self.notes.toPlainText())
 

@@ -29,9 +29,12 @@ from PySide6.QtWidgets import (
 from gui.gallery import CropRole, crop_tooltip
 from gui.qt_util import ListTableModel
 from gui.thumbnails import ThumbnailLoader
+from gui.widgets.chart import format_distance
 from gui.widgets.crop_view import CROP_MIME, crop_mime, drop_payload
 
 COLUMNS = ("Rank", "Crop", "Distance", "Camera", "Identity")
+#: What the query caption says while there is no query.
+NO_QUERY = "Double-click a crop, or drop an image here, to search."
 ROW_HEIGHT = 76
 ICON = QSize(35, 70)
 
@@ -75,7 +78,7 @@ class ResultsModel(ListTableModel):
             return (
                 str(row.rank),
                 None,
-                f"{row.distance:.4f}",
+                format_distance(row.distance),
                 row.crop.camera or "-",
                 row.crop.identity or "-",
             )[col]
@@ -177,14 +180,17 @@ class ResultsWidget(QWidget):
         self.query_label.setFixedSize(40, 80)
         self.query_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.query_label.setStyleSheet("QLabel { background: #e1e1e4; }")
-        self.caption = QLabel("Double-click a crop, or drop an image here, to search.")
+        self.caption = QLabel(NO_QUERY)
         self.caption.setWordWrap(True)
         self.top_box = QSpinBox()
         self.top_box.setRange(1, 500)
         self.top_box.setValue(20)
         self.top_box.setPrefix("top ")
         self.again = QPushButton("Search")
-        self.again.clicked.connect(self.search_requested)
+        self.again.setToolTip(
+            "Search for this number of results with the query, or with the crop selected in the gallery"
+        )
+        self.again.clicked.connect(self._on_search_clicked)
         head = QHBoxLayout()
         head.addWidget(self.query_label)
         head.addWidget(self.caption, 1)
@@ -206,9 +212,12 @@ class ResultsWidget(QWidget):
         layout.addLayout(head)
         layout.addWidget(self.view, 1)
         self.query: Any = None
+        self.has_query = False
 
     def set_query(self, caption: str, pixmap: QPixmap | None) -> None:
-        self.caption.setText(caption)
+        """Show the query; the caption :data:`NO_QUERY` (or an empty one) means there is none."""
+        self.has_query = bool(caption) and caption != NO_QUERY
+        self.caption.setText(caption or NO_QUERY)
         if pixmap is not None and not pixmap.isNull():
             self.query_label.setPixmap(
                 pixmap.scaled(
@@ -219,6 +228,18 @@ class ResultsWidget(QWidget):
             )
         else:
             self.query_label.clear()
+
+    def clear_query(self) -> None:
+        self.set_query(NO_QUERY, None)
+
+    def _on_search_clicked(self) -> None:
+        # Without a query the window searches the crop selected in the gallery, if any, which sets one.
+        self.search_requested.emit()
+        if not self.has_query:
+            self.caption.setText(
+                "<b>Pick a query first</b>: select or double-click a crop in the gallery, or drop an "
+                "image here, then Search."
+            )
 
     def set_results(self, rows: Sequence[Any]) -> None:
         self.model.set_rows(rows)

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from PySide6.QtCore import QLineF, QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QLineF, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
     QFontMetricsF,
+    QHelpEvent,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -29,7 +30,7 @@ from PySide6.QtGui import (
     QUndoCommand,
     QUndoStack,
 )
-from PySide6.QtWidgets import QInputDialog, QWidget
+from PySide6.QtWidgets import QInputDialog, QToolTip, QWidget
 
 from cli import case_ops
 from db.models import SIDES
@@ -47,6 +48,10 @@ COLOURS: tuple[tuple[str, str], ...] = (
 PICK_PX = 6.0
 #: Smallest rectangle or arrow kept, in screen pixels (a click is not a shape).
 MIN_DRAG_PX = 4.0
+#: Lines a label is wrapped to on the crop at most; the last one ends in an ellipsis when the text goes on.
+LABEL_MAX_LINES = 3
+#: Space around a label's text inside its dark box, in pixels (left and right; top and bottom).
+LABEL_PAD_X, LABEL_PAD_Y = 4.0, 2.0
 
 Submit = Callable[..., Any]
 
@@ -77,6 +82,39 @@ def moved(shape: Shape, dx: float, dy: float) -> dict[str, float]:
         elif k in ("y", "y1", "y2"):
             g[k] = round(g[k] + dy, 1)
     return g
+
+
+def wrap_label(
+    text: str, metrics: QFontMetricsF, width: float, max_lines: int = LABEL_MAX_LINES
+) -> list[str]:
+    """Break ``text`` into lines no wider than ``width`` pixels, word by word.
+
+    A word wider than a line is cut with an ellipsis; when the text needs more than ``max_lines`` lines,
+    the last one ends in an ellipsis.
+    """
+    words = text.split()
+
+    def fit(line: str) -> str:
+        return metrics.elidedText(line, Qt.TextElideMode.ElideRight, width)
+
+    if max_lines <= 1:
+        return [fit(" ".join(words))] if words else []
+    lines: list[str] = []
+    line = ""
+    for n, word in enumerate(words):
+        candidate = f"{line} {word}" if line else word
+        if line and metrics.horizontalAdvance(candidate) > width:
+            lines.append(fit(line))
+            if len(lines) == max_lines - 1:
+                # The last line takes the rest of the text, cut to fit.
+                lines.append(fit(" ".join(words[n:])))
+                return lines
+            line = word
+        else:
+            line = candidate
+    if line:
+        lines.append(fit(line))
+    return lines
 
 
 def _colour(shape: Shape) -> QColor:
@@ -165,13 +203,22 @@ class AnnotatedCropViewWidget(CropViewWidget):
         font.setBold(True)
         return font
 
+    def label_lines(self, shape: Shape) -> list[str]:
+        """The label as painted: wrapped to the crop's width, and cut with an ellipsis if still too long."""
+        if not shape.label:
+            return []
+        metrics = QFontMetricsF(self._label_font())
+        return wrap_label(shape.label, metrics, max(self.image_rect().width() - 2 * LABEL_PAD_X, 1.0))
+
     def label_rect(self, shape: Shape) -> QRectF | None:
         """Where a shape's label is painted, in widget coordinates."""
-        if not shape.label:
+        lines = self.label_lines(shape)
+        if not lines:
             return None
         g = shape.geometry
         metrics = QFontMetricsF(self._label_font())
-        w, h = metrics.horizontalAdvance(shape.label) + 8, metrics.height() + 4
+        w = max(metrics.horizontalAdvance(line) for line in lines) + 2 * LABEL_PAD_X
+        h = metrics.height() * len(lines) + 2 * LABEL_PAD_Y
         area = self.image_rect()
         if shape.kind == "rect":
             corner = self.to_widget(g["x"], g["y"])
@@ -252,7 +299,18 @@ class AnnotatedCropViewWidget(CropViewWidget):
             painter.setFont(self._label_font())
             painter.fillRect(label, QColor(0, 0, 0, 190))
             painter.setPen(colour)
-            painter.drawText(label, Qt.AlignmentFlag.AlignCenter, shape.label)
+            line_height = QFontMetricsF(self._label_font()).height()
+            for n, line in enumerate(self.label_lines(shape)):
+                painter.drawText(
+                    QRectF(
+                        label.x() + LABEL_PAD_X,
+                        label.y() + LABEL_PAD_Y + n * line_height,
+                        label.width() - 2 * LABEL_PAD_X,
+                        line_height,
+                    ),
+                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                    line,
+                )
             bounds = label if bounds is None else bounds.united(label)
         if selected and bounds is not None:
             pen = QPen(QColor(255, 255, 255), 1.0, Qt.PenStyle.DashLine)
@@ -287,6 +345,25 @@ class AnnotatedCropViewWidget(CropViewWidget):
         s = self.scale()
         delta = self._current - self._press
         return moved(shape, delta.x() / s, delta.y() / s)
+
+    def label_tooltip(self, point: QPointF) -> str:
+        """The whole text of the label under a widget point ("" when none): the crop may show it shortened."""
+        for shape in reversed(self.shapes):
+            rect = self.label_rect(shape)
+            if rect is not None and rect.contains(point):
+                return shape.label or ""
+        return ""
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            text = self.label_tooltip(QPointF(event.pos()))
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
 
     # -- mouse and keys ---------------------------------------------------------------------------------------------
     def mousePressEvent(self, event: QMouseEvent) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtTest import QTest
 
 from gui.compare import CompareWidget
 from gui.qt_util import qimage_to_rgb
+from gui.widgets.chart import format_distance
 from gui.workers import JobRunner
 
 
@@ -45,10 +46,10 @@ def test_dropping_two_images_fills_the_chart_and_the_distance(qtbot, compare, ex
     expected = explainer.explain(str(a), str(b))
     m = len(expected.names)
     assert compare.chart.bar_count() == m == 26
-    assert compare.distance_label.text() == f"{expected.distance:.4f}"
-    assert compare.sum_label.text() == f"{float(np.sum(expected.components)):.4f}"
+    assert compare.distance_label.text() == format_distance(expected.distance)
+    assert compare.sum_label.text() == format_distance(float(np.sum(expected.components)))
     assert compare.predicted.rowCount() == m
-    assert "threshold 1.000" in compare.reading_label.text()
+    assert "threshold 1.00" in compare.reading_label.text()
     # The bars are sorted by share: the largest is on top and selected first.
     assert compare.selected == int(np.argmax(expected.shares))
 
@@ -58,7 +59,9 @@ def test_clicking_a_bar_shows_that_attributes_overlay(qtbot, compare, crops):
         compare.set_pair(str(crops[0]), str(crops[1]))
     first = compare.selected
     before = qimage_to_rgb(compare.views[0].grab().toImage())
-    other = int(compare.chart.order[0])  # the smallest share, at the bottom of the chart
+    # The smallest share with a bar of its own, just above the "other" bar when there is one.
+    bottom = compare.chart.rows[-1] if not compare.chart.rows[-1].is_other else compare.chart.rows[-2]
+    other = bottom.members[0]
     assert other != first
     plot = compare.chart.plot
     point = plot.mapFromScene(compare.chart.bar_scene_pos(other))
