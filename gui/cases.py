@@ -15,7 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -24,7 +33,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -34,14 +42,14 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from cli import case_ops
 from gui.dialogs import show_error, show_message
-from gui.qt_util import ListTableModel
+from gui.qt_util import FlowLayout, ListTableModel
+from gui.widgets.chart import format_distance
 from gui.workers import Job, JobRunner, guarded
 
 CASE_FILTER = "Case files (*.amdcase)"
@@ -58,6 +66,10 @@ ItemRole = Qt.ItemDataRole.UserRole + 1
 
 def _when(value: Any) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+def _day(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d") if value is not None else "-"
 
 
 class CaseListModel(ListTableModel):
@@ -78,16 +90,32 @@ class CaseListModel(ListTableModel):
         if not index.isValid():
             return None
         case = self.cases[index.row()]
+        col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
+            # The day is enough in the list; the tooltip and the details give the time.
             return (
                 case.title,
                 case.reference or "",
                 case.analyst or "",
                 str(case.item_count),
-                _when(case.updated_at),
-            )[index.column()]
+                _day(case.updated_at),
+            )[col]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return case.description or case.title
+            # Narrow columns elide their text: each cell's tooltip has it in full.
+            if col == 0:
+                lines = [case.title]
+                if case.reference:
+                    lines.append(f"reference: {case.reference}")
+                if case.analyst:
+                    lines.append(f"analyst: {case.analyst}")
+                if case.description:
+                    lines.append(case.description)
+                return "\n".join(lines)
+            if col == 3:
+                return f"{case.item_count} compared pair{'s' * (case.item_count != 1)}"
+            if col == 4:
+                return f"modified {_when(case.updated_at)}"
+            return (case.reference, case.analyst)[col - 1] or None
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == ItemRole:
@@ -121,7 +149,7 @@ class CaseItemModel(ListTableModel):
             if col == 0:
                 return str(row.number)
             if col == 2:
-                return "-" if item.distance is None else f"{item.distance:.4f}"
+                return "-" if item.distance is None else format_distance(item.distance)
             if col == 3:
                 return VERDICT_TEXT.get(item.verdict, item.verdict)
             if col == 4:
@@ -224,9 +252,13 @@ class AddToCaseDialog(QDialog):
         self.setObjectName("add_to_case_dialog")
         self.setWindowTitle("Add to case")
         self.case_box = QComboBox()
+        # A long case title is elided in the box (the list shows it whole), not widening the dialog.
+        self.case_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.case_box.setMinimumContentsLength(60)
         for case in cases:
             ref = f" ({case.reference})" if case.reference else ""
-            self.case_box.addItem(f"{case.title}{ref}: {case.item_count} items", case.id)
+            items = f"{case.item_count} item{'s' * (case.item_count != 1)}"
+            self.case_box.addItem(f"{case.title}{ref}: {items}", case.id)
         self.case_box.addItem("New case...", self.NEW)
         if current is not None and self.case_box.findData(current) >= 0:
             self.case_box.setCurrentIndex(self.case_box.findData(current))
@@ -259,6 +291,7 @@ class AddToCaseDialog(QDialog):
         return self.case_box.currentData() == self.NEW
 
     def _update(self) -> None:
+        self.case_box.setToolTip(self.case_box.currentText())
         self.new_fields.setVisible(self.is_new())
         ok = not self.is_new() or bool(self.title_edit.text().strip())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
@@ -333,9 +366,12 @@ class CasePanelWidget(QWidget):
         self.case_view.setObjectName("case_list")
         self._table(self.case_view, self.case_model)
         header = self.case_view.horizontalHeader()
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3, 4):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        self.case_view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.case_view.viewport().installEventFilter(self)
         self.case_view.selectionModel().currentRowChanged.connect(self._on_case_row_changed)
         self.case_view.doubleClicked.connect(lambda _i: self.edit_case())
 
@@ -346,9 +382,9 @@ class CasePanelWidget(QWidget):
         self.delete_button = self._button(
             "Delete", self.delete_case, "Delete the selected case and its items"
         )
-        self.file_button = QToolButton()
-        self.file_button.setText("Case file")
-        self.file_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # A push button with a menu keeps room for its arrow beside the text.
+        self.file_button = QPushButton("Case file")
+        self.file_button.setToolTip("Save, import or verify .amdcase files; export reports")
         menu = QMenu(self.file_button)
         self.file_menu = menu
         menu.addAction("Save as .amdcase...", lambda: self.save_case_file())
@@ -358,11 +394,12 @@ class CasePanelWidget(QWidget):
         menu.addAction("Export HTML report...", lambda: self.export_report("html"))
         menu.addAction("Export PDF report...", lambda: self.export_report("pdf"))
         self.file_button.setMenu(menu)
-        top = QHBoxLayout()
-        for w in (self.new_button, self.edit_button, self.delete_button):
+        # Button rows are grids of equal cells: one row on a wide dock, two on a narrow one.
+        top_bar = QWidget()
+        top = FlowLayout(top_bar, uniform=True)
+        top.setContentsMargins(0, 0, 0, 0)
+        for w in (self.new_button, self.edit_button, self.delete_button, self.file_button):
             top.addWidget(w)
-        top.addStretch(1)
-        top.addWidget(self.file_button)
 
         self.details = QLabel("No case selected.")
         self.details.setWordWrap(True)
@@ -385,23 +422,23 @@ class CasePanelWidget(QWidget):
         self.up_button = self._button("Up", lambda: self.move_item(-1), "Move the item up")
         self.down_button = self._button("Down", lambda: self.move_item(1), "Move the item down")
         self.remove_button = self._button("Remove", self.remove_item, "Take the item out of the case")
-        bottom = QHBoxLayout()
-        for w in (self.open_button, self.up_button, self.down_button):
+        bottom_bar = QWidget()
+        bottom = FlowLayout(bottom_bar, uniform=True)
+        bottom.setContentsMargins(0, 0, 0, 0)
+        for w in (self.open_button, self.up_button, self.down_button, self.remove_button):
             bottom.addWidget(w)
-        bottom.addStretch(1)
-        bottom.addWidget(self.remove_button)
 
         upper = QWidget()
         ul = QVBoxLayout(upper)
         ul.setContentsMargins(0, 0, 0, 0)
-        ul.addLayout(top)
+        ul.addWidget(top_bar)
         ul.addWidget(self.case_view)
         lower = QWidget()
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.details)
         ll.addWidget(self.item_view, 1)
-        ll.addLayout(bottom)
+        ll.addWidget(bottom_bar)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(upper)
         splitter.addWidget(lower)
@@ -426,6 +463,35 @@ class CasePanelWidget(QWidget):
         self._update_buttons()
 
     # -- construction helpers ----------------------------------------------------------------------------
+    #: The share of the case list's width that the title keeps when the other columns do not all fit.
+    TITLE_SHARE = 0.4
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        if watched is self.case_view.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_case_columns()
+        return super().eventFilter(watched, event)
+
+    def _fit_case_columns(self) -> None:
+        """Size the other columns to their contents and leave the rest to the title (the stretched column).
+
+        On a narrow list the analyst, then the reference, are hidden so that the title keeps its share:
+        the details under the list and the title's tooltip show them.
+        """
+        view, header = self.case_view, self.case_view.horizontalHeader()
+        for col in (1, 2):
+            header.setSectionHidden(col, False)  # a hidden section has no size hint
+        wants = {c: max(view.sizeHintForColumn(c), header.sectionSizeHint(c)) for c in (1, 2, 3, 4)}
+        room = int(view.viewport().width() * (1 - self.TITLE_SHARE))
+        hidden: set[int] = set()
+        for col in (2, 1):
+            if sum(w for c, w in wants.items() if c not in hidden) <= room:
+                break
+            hidden.add(col)
+        for col, width in wants.items():
+            header.setSectionHidden(col, col in hidden)
+            if col not in hidden:
+                header.resizeSection(col, width)
+
     @staticmethod
     def _table(view: QTableView, model: QAbstractTableModel) -> None:
         view.setModel(model)
@@ -493,6 +559,7 @@ class CasePanelWidget(QWidget):
         ws = self.ws()
         if ws is None:
             self.case_model.set_cases([])
+            self._fit_case_columns()
             self.item_model.set_rows([])
             return None
         job = Job(case_ops.list_cases, ws, name="cases")
@@ -505,6 +572,8 @@ class CasePanelWidget(QWidget):
         keep = self.current_id
         self.case_view.selectionModel().blockSignals(True)
         self.case_model.set_cases(cases)
+        # After the reset: the header shows every section again when its model is reset.
+        self._fit_case_columns()
         self.case_view.selectionModel().blockSignals(False)
         if keep is None or self.case_model.row_of(keep) < 0:
             # The newest case is the likeliest to be worked on.
@@ -970,7 +1039,7 @@ def install_case_panel(window: Any) -> CasePanelWidget:
     panel.watch_notes(compare)
 
     def show_item(opened: Any) -> None:
-        window.tabs.setCurrentWidget(compare)
+        window.show_compare()
         compare.show_item(opened)
 
     panel.item_opened.connect(show_item)

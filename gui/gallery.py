@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.qt_util import FlowLayout
 from gui.thumbnails import ThumbnailLoader
 from gui.widgets.crop_view import CROP_MIME, crop_mime
 from gui.workers import Job, JobRunner, guarded
@@ -186,6 +187,8 @@ class GalleryModel(QAbstractListModel):
         self.ws: Any = None
         self.filter = GalleryFilter()
         self._count = 0
+        #: The crops under the filter are being counted (the row count is not known yet).
+        self.loading = False
         self._ids: list[int] | None = None
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
         self._requested: set[int] = set()
@@ -208,12 +211,14 @@ class GalleryModel(QAbstractListModel):
         self._row_of_sha.clear()
         self.endResetModel()
         if self.ws is None:
+            self.loading = False
             self.count_changed.emit(0)
             return
         job = Job(gallery_source, self.ws, flt, name="gallery")
         g = self._generation
         job.signals.succeeded.connect(guarded(self, lambda result, g=g: self._on_source(result, g)))
         job.signals.failed.connect(guarded(self, lambda message, g=g: self._on_source_failed(message, g)))
+        self.loading = True
         self.loading_changed.emit(True)
         self.runner.start("gallery-source", job)
 
@@ -235,12 +240,14 @@ class GalleryModel(QAbstractListModel):
         self.beginResetModel()
         self._count, self._ids = count, ids
         self.endResetModel()
+        self.loading = False
         self.loading_changed.emit(False)
         self.count_changed.emit(count)
 
     def _on_source_failed(self, message: str, generation: int) -> None:
         if generation != self._generation:
             return
+        self.loading = False
         self.loading_changed.emit(False)
         self.count_changed.emit(0)
         self.failed.emit(message)
@@ -416,7 +423,20 @@ class CropGridView(QListView):
         self.setMouseTracking(True)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(CELL.height() // 3)
-        self.placeholder = "No workspace open.\nFile > New workspace or File > Open workspace."
+
+    def placeholder_text(self) -> str:
+        """What the empty grid says: why it is empty and what to do ("" while crops are shown or counted)."""
+        model = self.model()
+        if model is not None and model.rowCount() > 0:
+            return ""
+        if not isinstance(model, GalleryModel) or model.ws is None:
+            return "No workspace open.\nFile > New workspace or File > Open workspace."
+        if model.loading:
+            return ""
+        flt = model.filter
+        if flt != GalleryFilter(group_by_identity=flt.group_by_identity):  # grouping hides no crop
+            return "No crops match the filters."
+        return "This workspace has no crops yet.\nDrop images or folders here, or File > Import images."
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
@@ -427,10 +447,13 @@ class CropGridView(QListView):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
-        if self.model() is None or self.model().rowCount() == 0:
+        text = self.placeholder_text()
+        if text:
             painter = QPainter(self.viewport())
             painter.setPen(QColor(120, 120, 120))
-            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter, self.placeholder)
+            rect = self.viewport().rect().adjusted(8, 8, -8, -8)
+            flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+            painter.drawText(rect, int(flags), text)
             painter.end()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -493,22 +516,28 @@ class GalleryWidget(QWidget):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.currentIndexChanged.connect(self._on_filter_edited)
         self.group_box.toggled.connect(self._on_filter_edited)
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Camera"))
-        bar.addWidget(self.camera_box)
-        bar.addWidget(QLabel("Identity"))
-        bar.addWidget(self.identity_box)
-        bar.addWidget(QLabel("Attribute"))
-        bar.addWidget(self.attribute_box)
-        bar.addWidget(self.source_box)
-        bar.addWidget(self.group_box)
-        bar.addStretch(1)
-        bar.addWidget(self.count_label)
+        # Each label stays with its box; the bar wraps to a second row on a narrow window.
+        self.filter_bar = QWidget()
+        bar = FlowLayout(self.filter_bar)
+        bar.setContentsMargins(0, 0, 0, 0)
+        for widgets in (
+            (QLabel("Camera"), self.camera_box),
+            (QLabel("Identity"), self.identity_box),
+            (QLabel("Attribute"), self.attribute_box, self.source_box),
+            (self.group_box,),
+            (self.count_label,),
+        ):
+            group = QWidget()
+            row = QHBoxLayout(group)
+            row.setContentsMargins(0, 0, 6, 0)
+            for w in widgets:
+                row.addWidget(w)
+            bar.addWidget(group)
         self.view = CropGridView()
         self.view.setModel(model)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(bar)
+        layout.addWidget(self.filter_bar)
         layout.addWidget(self.view, 1)
         model.count_changed.connect(self._on_count_changed)
         self.set_choices([], [], [])
@@ -644,6 +673,7 @@ class GalleryWidget(QWidget):
 
     def _on_count_changed(self, count: int) -> None:
         self.count_label.setText(f"{count:,} crops")
+        self.view.viewport().update()
 
     def selected_crops(self) -> list[Any]:
         return self.model.crops(self.view.selected_rows())

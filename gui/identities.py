@@ -19,7 +19,6 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut, QUndoCommand
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QGridLayout,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from cli import workbench as wb
+from gui.qt_util import FlowLayout
 from gui.workers import Job, JobRunner, guarded
 
 
@@ -210,7 +210,10 @@ class IdentitiesWidget(QWidget):
         self.list.itemDoubleClicked.connect(
             lambda item: self.identity_activated.emit(int(item.data(Qt.ItemDataRole.UserRole)))
         )
-        buttons = QGridLayout()
+        # The buttons are a grid of as many columns as the dock's width allows (one on a narrow dock).
+        self.button_bar = QWidget()
+        buttons = FlowLayout(self.button_bar, uniform=True)
+        buttons.setContentsMargins(0, 0, 0, 0)
         specs = (
             ("New from selection", self.new_requested, "Put the selected crops under a new identity"),
             ("Assign selection", self.assign_requested, "Put the selected crops under the chosen identity"),
@@ -224,11 +227,11 @@ class IdentitiesWidget(QWidget):
                 "Delete the selected identities (their crops become unlabelled)",
             ),
         )
-        for i, (text, signal, tip) in enumerate(specs):
+        for text, signal, tip in specs:
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(signal)
-            buttons.addWidget(button, i // 2, i % 2)
+            buttons.addWidget(button)
         # Del in the list deletes the selected identities (undoable, like the button).
         delete_key = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.list)
         delete_key.setContext(Qt.ShortcutContext.WidgetShortcut)
@@ -236,7 +239,7 @@ class IdentitiesWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
+        layout.addWidget(self.button_bar)
         self.identities: list[Any] = []
 
     def set_identities(self, identities: Sequence[Any]) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressDialog,
+    QScrollArea,
     QTabWidget,
     QWidget,
 )
@@ -44,7 +45,7 @@ from gui.identities import (
     list_identities,
 )
 from gui.progress import JobProgressWidget
-from gui.results import ResultsWidget
+from gui.results import NO_QUERY, ResultsWidget
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import Job, JobRunner, guarded
 
@@ -203,7 +204,14 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.gallery, "Gallery")
-        self.tabs.addTab(self.compare, "Compare")
+        # The comparison needs more width than the gallery: on a narrow window it scrolls, so that the
+        # window still fits a small screen with its docks shown.
+        self.compare_page = QScrollArea()
+        self.compare_page.setObjectName("compare_page")
+        self.compare_page.setWidgetResizable(True)
+        self.compare_page.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.compare_page.setWidget(self.compare)
+        self.tabs.addTab(self.compare_page, "Compare")
         self.setCentralWidget(self.tabs)
         self.identity_dock = self._dock("Identities", self.identities, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.results_dock = self._dock("Results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -294,7 +302,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.identity_dock.toggleViewAction())
         view.addAction(self.results_dock.toggleViewAction())
         self._action(view, "&Gallery", lambda: self.tabs.setCurrentWidget(self.gallery), "Ctrl+1")
-        self._action(view, "&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+2")
+        self._action(view, "&Compare", self.show_compare, "Ctrl+2")
         training = bar.addMenu("&Training")
         self._action(training, "&Training panel...", self.show_training_panel)
         models = bar.addMenu("&Models")
@@ -329,12 +337,19 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
-            self.resize(1600, 1000)
+            # At most the screen's free area: a window larger than a small screen cannot be used.
+            free = self.screen().availableGeometry()
+            self.resize(min(1600, free.width()), min(1000, free.height()))
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
         else:
-            self.resizeDocks([self.identity_dock, self.results_dock], [230, 430], Qt.Orientation.Horizontal)
+            width = self.width()
+            self.resizeDocks(
+                [self.identity_dock, self.results_dock],
+                [min(230, width // 5), min(430, width * 3 // 10)],
+                Qt.Orientation.Horizontal,
+            )
         top = self.settings.value("search/top")
         if top is not None:
             self.results.top_box.setValue(int(top))
@@ -480,7 +495,7 @@ class MainWindow(QMainWindow):
         self.undo_stack.clear()
         self.query = None
         self.results.set_results([])
-        self.results.set_query("Double-click a crop, or drop an image here, to search.", None)
+        self.results.set_query(NO_QUERY, None)
         self.thumbnails.clear(self._thumbnail_path)
         self.gallery_model.set_workspace(bench.ws)
         root = str(bench.root)
@@ -772,8 +787,12 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ compare
 
+    def show_compare(self) -> None:
+        """Bring the compare view to the front."""
+        self.tabs.setCurrentWidget(self.compare_page)
+
     def compare_paths(self, path_a: str, path_b: str) -> None:
-        self.tabs.setCurrentWidget(self.compare)
+        self.show_compare()
         self.compare.set_pair(path_a, path_b)
 
     def compare_selected(self) -> None:
@@ -785,7 +804,7 @@ class MainWindow(QMainWindow):
             kind, query = self.query
             self.compare_paths(self._path(query) if kind == "crop" else query, self._path(crops[0]))
         elif len(crops) == 1:
-            self.tabs.setCurrentWidget(self.compare)
+            self.show_compare()
             self.compare.set_crop(0, self._path(crops[0]))
 
     def _on_results_compare_requested(self, crop: Any) -> None:

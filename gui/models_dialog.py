@@ -36,14 +36,16 @@ INTERPRETER_METRICS = (("adre", "ADRE", True), ("x_map_e", "X-mAP_e", False), ("
 CHECKPOINT_FILTER = "Model checkpoints (*.pt *.pth);;All files (*)"
 
 
-def metric_text(metrics: dict[str, Any] | None, keys: Sequence[tuple[str, str, bool]]) -> str:
+def metric_text(
+    metrics: dict[str, Any] | None, keys: Sequence[tuple[str, str, bool]], sep: str = " · "
+) -> str:
     """``"mAP 0.881 · Rank-1 0.899"``: the known figures of a model, or "-" when it has none."""
     parts = []
     for key, label, percent in keys:
         value = (metrics or {}).get(key)
         if isinstance(value, (int, float)):
             parts.append(f"{label} {value:.2f} %" if percent else f"{label} {value:.3f}")
-    return " · ".join(parts) or "-"
+    return sep.join(parts) or "-"
 
 
 def all_metrics(metrics: dict[str, Any] | None) -> str:
@@ -89,31 +91,9 @@ class ModelChoiceModel(ListTableModel):
         c = self.choices[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
-                return ("\u25b6 " if self.is_current(index.row()) else "") + c.target.name
-            if col == 1:
-                return c.interpreter.name if c.interpreter else "(none)"
-            if col == 2:
-                arch = c.target.architecture or "?"
-                return f"{arch} + {c.interpreter.architecture or '?'}" if c.interpreter else arch
-            if col == 3:
-                return f"{c.input_size[0]}x{c.input_size[1]}" if c.input_size else "-"
-            if col == 4:
-                return metric_text(c.target.metrics, TARGET_METRICS)
-            if col == 5:
-                return metric_text(c.interpreter.metrics, INTERPRETER_METRICS) if c.interpreter else "-"
-            if col == 6:
-                text = f"{c.indexed:,}"
-                return f"{text} ({c.predicted:,} predicted)" if c.interpreter else text
+            return self.text(index.row(), col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if c.problem:
-                return f"Cannot be used: {c.problem}"
-            lines = [f"{c.target.name}\n{c.target.file_path}\n{all_metrics(c.target.metrics)}"]
-            if c.interpreter is not None:
-                lines.append(
-                    f"{c.interpreter.name}\n{c.interpreter.file_path}\n{all_metrics(c.interpreter.metrics)}"
-                )
-            return "\n\n".join(lines)
+            return self.tooltip(index.row(), col)
         if role == Qt.ItemDataRole.FontRole and self.is_current(index.row()):
             font = QFont()
             font.setBold(True)
@@ -123,6 +103,60 @@ class ModelChoiceModel(ListTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 6):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
+
+    def text(self, row: int, col: int) -> str:
+        """What the cell shows (the figures one per line, so that the columns stay narrow)."""
+        c = self.choices[row]
+        if col == 0:
+            return ("\u25b6 " if self.is_current(row) else "") + c.target.name
+        if col == 1:
+            return c.interpreter.name if c.interpreter else "(none)"
+        if col == 2:
+            arch = c.target.architecture or "?"
+            return f"{arch} + {c.interpreter.architecture or '?'}" if c.interpreter else arch
+        if col == 3:
+            return f"{c.input_size[0]}x{c.input_size[1]}" if c.input_size else "-"
+        if col == 4:
+            return metric_text(c.target.metrics, TARGET_METRICS, "\n")
+        if col == 5:
+            return metric_text(c.interpreter.metrics, INTERPRETER_METRICS, "\n") if c.interpreter else "-"
+        text = f"{c.indexed:,}"
+        return f"{text} ({c.predicted:,} predicted)" if c.interpreter else text
+
+    def tooltip(self, row: int, col: int) -> str:
+        """The cell's full text (a narrow column elides it), with what it is about.
+
+        The target's columns add its file and every figure it records, the interpreter's columns its own.
+        """
+        c = self.choices[row]
+        text = self.text(row, col).removeprefix("\u25b6 ").replace("\n", " · ")
+        if col == 6:
+            text = f"{c.indexed:,} crops indexed with this target"
+            if c.interpreter is not None:
+                text += f", {c.predicted:,} with the interpreter's attribute predictions"
+        model = c.target if col in (0, 4) else c.interpreter if col in (1, 5) else None
+        if model is not None:
+            text += f"\n{model.file_path}\n{all_metrics(model.metrics)}"
+        return f"Cannot be used: {c.problem}\n{text}" if c.problem else text
+
+
+def fit_widths(widths: Sequence[int], room: int) -> list[int]:
+    """Column widths that add up to at most ``room``: the widest columns give way first, to one width.
+
+    ``fit_widths([300, 100, 200], 450)`` is ``[175, 100, 175]``; widths that fit are kept.
+    """
+    widths = list(widths)
+    if sum(widths) <= room or not widths:
+        return widths
+    # The largest cap c with sum(min(w, c)) <= room: columns narrower than c keep their width.
+    rest, left = room, len(widths)
+    for w in sorted(widths):
+        if w * left > rest:
+            break
+        rest -= w
+        left -= 1
+    cap = max(1, rest // max(left, 1))
+    return [min(w, cap) for w in widths]
 
 
 class UseModelDialog(QDialog):
@@ -157,8 +191,9 @@ class UseModelDialog(QDialog):
         self.view.verticalHeader().setVisible(False)
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.view.doubleClicked.connect(lambda _i: self._on_use())
         self.detail = QLabel()
@@ -185,7 +220,29 @@ class UseModelDialog(QDialog):
         else:
             self.detail.setText("No model is registered in this workspace: Models > Import a model file...")
         self._on_row_changed()
-        self.resize(min(1400, max(820, self.view.horizontalHeader().length() + 40)), 360)
+        self._fit_to_screen(parent)
+
+    def _fit_to_screen(self, parent: QWidget | None) -> None:
+        """Open as wide as the columns need, but no wider than the screen's free area allows.
+
+        Columns that do not fit are narrowed, the widest first; their cells are elided and their tooltips
+        have the full text.
+        """
+        self.view.resizeColumnsToContents()
+        self.view.resizeRowsToContents()
+        header = self.view.horizontalHeader()
+        widths = [header.sectionSize(c) for c in range(header.count())]
+        screen = (parent or self).screen().availableGeometry()
+        margins = self.layout().contentsMargins()
+        chrome = margins.left() + margins.right() + 2 * self.view.frameWidth()
+        chrome += self.view.verticalScrollBar().sizeHint().width()
+        width = min(sum(widths) + chrome, screen.width() * 9 // 10)
+        width = max(width, min(640, screen.width()))
+        for col, w in enumerate(fit_widths(widths, width - chrome)):
+            header.resizeSection(col, w)
+        rows = sum(self.view.rowHeight(r) for r in range(self.model.rowCount()))
+        height = min(max(360, rows + 200), screen.height() * 9 // 10)
+        self.resize(width, height)
 
     def selected(self) -> ModelChoice | None:
         index = self.view.currentIndex()

@@ -11,6 +11,7 @@ which can then be resumed from its last finished epoch.
 from __future__ import annotations
 
 import dataclasses
+import html
 import time
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,13 @@ CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
 #: Evaluation figures drawn on the metrics plot (ADRE, a percentage, has its own plot).
 PLOTTED_METRICS = ("mAP", "rank1", "target_mAP", "interpreter_mAP", "x_map_e", "x_map_c")
 ERROR_STYLE = "color: #c62828;"
+#: A required field not filled in yet is a hint, not an error.
+HINT_STYLE = "color: #6b6b6b;"
+#: Fields whose reason, while they are blank, only says what to choose.
+CHOOSE_FIELDS = {"data": "the dataset folder", "target": "the target model"}
+#: The loss term drawn against its own axis (on the right): it is the weighted sum of the others, often
+#: ten times larger, and would flatten them on a shared axis.
+TOTAL_LOSS = "total"
 
 # ---------------------------------------------------------------------- worker functions (no Qt)
 
@@ -110,7 +118,7 @@ def run_details(ws: Any, run_id: int) -> tuple[Any, list[dict[str, Any]]]:
 class RunTableModel(ListTableModel):
     """The workspace's training runs (:class:`cli.training_jobs.RunRow`), newest first."""
 
-    HEADERS = ("run", "kind", "status", "epochs", "metrics", "created", "registered")
+    HEADERS = ("Run", "Kind", "Status", "Epochs", "Metrics", "Created", "Registered")
 
     def row(self, index: int) -> tj.RunRow | None:
         return self.rows[index] if 0 <= index < len(self.rows) else None
@@ -123,7 +131,8 @@ class RunTableModel(ListTableModel):
             values = (r.name, r.kind, r.status, r.epochs, r.metrics, r.created, "yes" if r.registered else "")
             return values[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return r.folder
+            # The figures are elided in a narrow column: their tooltip has them in full.
+            return f"{r.metrics}\n{r.folder}" if index.column() == 4 and r.metrics else r.folder
         return None
 
 
@@ -196,6 +205,7 @@ class TrainingWindow(QWidget):
         self.steps: list[dict[str, Any]] = []
         self.evals: list[dict[str, Any]] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self._proposed_targets: set[str] = set()
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -222,9 +232,15 @@ class TrainingWindow(QWidget):
         grid.setColumnStretch(1, 1)
 
         def combo(items: list[tuple[str, str]]) -> QComboBox:
-            box = QComboBox()
+            box = shrinkable(QComboBox())
             for label, value in items:
                 box.addItem(label, value)
+            return box
+
+        def shrinkable(box: QComboBox) -> QComboBox:
+            # A box as wide as its longest entry would set the form's (and the window's) minimum width.
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
             return box
 
         self.kind_box = combo([("target model", "target"), ("interpreter", "interpreter")])
@@ -237,7 +253,7 @@ class TrainingWindow(QWidget):
         self.size_edit = QLineEdit()
         self.target_edit = QLineEdit()
         self.target_edit.setPlaceholderText("target model file")
-        self.target_box = QComboBox()
+        self.target_box = shrinkable(QComboBox())
         self.target_box.setToolTip("the workspace's registered target models")
         self.target_box.activated.connect(self._on_target_chosen)
         self.target_browse = QPushButton("Browse...")
@@ -288,12 +304,13 @@ class TrainingWindow(QWidget):
             error.setStyleSheet(ERROR_STYLE)
             error.setObjectName(f"error_{name}")
             error.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            error.setWordWrap(True)
             grid.addWidget(label, row, 0)
             grid.addWidget(widget, row, 1)
             if name == "target":
                 row += 1
                 grid.addWidget(self.target_edit, row, 1)
-            # The reason spans the row under its field: wrapped labels in a scroll area get clipped.
+            # The reason spans the row under its field, wrapped when the form is narrow.
             grid.addWidget(error, row + 1, 0, 1, 2)
             error.setVisible(False)
             self.fields[name] = value_widget
@@ -320,8 +337,15 @@ class TrainingWindow(QWidget):
 
         form_scroll = QScrollArea()
         form_scroll.setWidgetResizable(True)
-        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         form_scroll.setWidget(form_box)
+        # The form scrolls up and down only: the pane is never narrower than the form needs.
+        form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        form_scroll.setMinimumWidth(
+            form_box.minimumSizeHint().width()
+            + form_scroll.verticalScrollBar().sizeHint().width()
+            + 2 * form_scroll.frameWidth()
+        )
+        self.form_scroll = form_scroll
 
         self.runs_model = RunTableModel(self)
         self.runs_view = QTableView()
@@ -329,8 +353,11 @@ class TrainingWindow(QWidget):
         self.runs_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.runs_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.runs_view.verticalHeader().setVisible(False)
-        self.runs_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.runs_view.horizontalHeader().setStretchLastSection(True)
+        runs_header = self.runs_view.horizontalHeader()
+        runs_header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # The figures take what is left (elided, in full in their tooltip) rather than pushing columns out.
+        runs_header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.runs_view.setWordWrap(False)
         self.runs_view.selectionModel().selectionChanged.connect(self._on_run_selected)
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(self.resume_selected)
@@ -355,22 +382,29 @@ class TrainingWindow(QWidget):
         left_layout.addWidget(self.form_message)
         left_layout.addWidget(runs_box, 2)
 
-        # Plots: items are created once per curve and then only fed with setData.
+        # Plots: items are created once per curve and then only fed with setData. Each plot's title and
+        # legend are a line of text above it, so that the legend never covers a curve.
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
-        self.loss_plot = pg.PlotWidget(title="Losses")
-        self.loss_plot.setLabel("bottom", "iteration")
-        self.loss_plot.addLegend(offset=(-10, 10))
-        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.metric_plot = pg.PlotWidget(title="Evaluation")
-        self.metric_plot.setLabel("bottom", "epoch")
-        self.metric_plot.addLegend(offset=(-10, -10))
-        self.metric_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.adre_plot = pg.PlotWidget(title="ADRE (%)")
-        self.adre_plot.setLabel("bottom", "epoch")
-        self.adre_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.legends: dict[str, QLabel] = {}
+        self.hints: dict[str, pg.TextItem] = {}
+        self.loss_plot, loss_panel = self._plot_panel(
+            "loss", "Losses", "iteration", "Start a run, or choose one below, to see its losses here"
+        )
+        # The total has its own view box and axis on the right (see TOTAL_LOSS).
+        item = self.loss_plot.getPlotItem()
+        self.total_view = pg.ViewBox()
+        item.scene().addItem(self.total_view)
+        item.getAxis("right").linkToView(self.total_view)
+        item.getAxis("right").setLabel(TOTAL_LOSS)
+        self.total_view.setXLink(item)
+        item.vb.sigResized.connect(lambda: self.total_view.setGeometry(item.vb.sceneBoundingRect()))
+        self.metric_plot, metric_panel = self._plot_panel(
+            "metric", "Evaluation", "epoch", "The evaluations of the run appear here"
+        )
+        self.adre_plot, self.adre_panel = self._plot_panel("adre", "ADRE (%)", "epoch", "")
         lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(self.metric_plot)
-        lower.addWidget(self.adre_plot)
+        lower.addWidget(metric_panel)
+        lower.addWidget(self.adre_panel)
         lower.setSizes([600, 300])
 
         self.status_label = QLabel("no run")
@@ -396,7 +430,7 @@ class TrainingWindow(QWidget):
         head_layout.setContentsMargins(0, 0, 0, 0)
         head_layout.addWidget(self.status_label)
         head_layout.addWidget(self.progress_label)
-        head_layout.addWidget(self.loss_plot, 1)
+        head_layout.addWidget(loss_panel, 1)
         right.addWidget(head)
         right.addWidget(lower)
         right.addWidget(self.tabs)
@@ -405,10 +439,46 @@ class TrainingWindow(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([470, 800])
+        # The form keeps its width when the window changes size; the plots take the rest.
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setCollapsible(0, False)
+        self.split = split
         outer = QVBoxLayout(self)
         outer.addWidget(split)
-        self.resize(1280, 860)
+        free = self.screen().availableGeometry()
+        width, height = min(1280, free.width()), min(860, free.height())
+        self.resize(width, height)
+        left_width = max(left.minimumSizeHint().width(), min(470, width * 2 // 5))
+        split.setSizes([left_width, max(width - left_width, 1)])
+        self._draw()
+
+    def _plot_panel(self, key: str, title: str, x_label: str, hint: str) -> tuple[pg.PlotWidget, QWidget]:
+        """A plot under a line with its title and legend, on one white panel; ``hint`` shows while it is empty."""
+        plot = pg.PlotWidget()
+        plot.setLabel("bottom", x_label)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        legend = QLabel(f"<b>{title}</b>")
+        legend.setObjectName(f"legend_{key}")
+        legend.setWordWrap(True)
+        legend.setContentsMargins(8, 4, 8, 0)
+        legend.setStyleSheet("color: black;")
+        self.legends[key] = legend
+        if hint:
+            text = pg.TextItem(hint, color=(110, 110, 110), anchor=(0.5, 0.5))
+            plot.addItem(text, ignoreBounds=True)
+            self.hints[key] = text
+        panel = QWidget()
+        panel.setAutoFillBackground(True)
+        palette = panel.palette()
+        palette.setColor(panel.backgroundRole(), Qt.GlobalColor.white)
+        panel.setPalette(palette)
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(legend)
+        layout.addWidget(plot, 1)
+        return plot, panel
 
     # ------------------------------------------------------------------ the form
 
@@ -459,16 +529,23 @@ class TrainingWindow(QWidget):
             hidden = hidden | {"data"}
         for name, widgets in self._rows.items():
             for w in widgets:
-                w.setVisible(
-                    name not in hidden and (w is not self.errors[name] or bool(self.errors[name].text()))
-                )
+                if w is self.errors[name]:
+                    # The workspace's labelled identities replace the folder: their reason still shows.
+                    shown = name not in hidden or (
+                        name == "data" and self.format_box.currentData() == "workspace"
+                    )
+                    w.setVisible(shown and bool(w.text()))
+                else:
+                    w.setVisible(name not in hidden)
         self.size_edit.setPlaceholderText("HEIGHTxWIDTH" if kind == "target" else "blank: the target's size")
 
     def validate(self) -> dict[str, str]:
         """Check the form, show each reason beside its field, and enable Start only for a valid form."""
         errors = tj.validate_form(self.form(), self.labelled if self.ws is not None else None, self.cuda)
+        choose = self._still_to_choose(errors)
         for name, label in self.errors.items():
             label.setText(errors.get(name, ""))
+            label.setStyleSheet(HINT_STYLE if name in choose else ERROR_STYLE)
         self._update_rows()
         self._update_buttons(errors)
         return errors
@@ -492,12 +569,29 @@ class TrainingWindow(QWidget):
             and row.status == "finished"
             and row.model_file is not None
         )
+        choose = self._still_to_choose(errors)
         if self.ws is None:
             self.form_message.setText("Open a workspace to train: runs are kept in it.")
+        elif errors and set(errors) == set(choose):
+            self.form_message.setText(f"Choose {' and '.join(choose.values())} to start.")
         elif errors:
             self.form_message.setText(f"{len(errors)} field(s) to correct before starting.")
         else:
             self.form_message.setText("")
+
+    def _still_to_choose(self, errors: dict[str, str]) -> dict[str, str]:
+        """The fields of ``errors`` that are only blank (a folder or a model not chosen yet), with what to choose."""
+        blank = {"data": self.data_edit.text(), "target": self.target_edit.text()}
+        return {
+            name: what
+            for name, what in CHOOSE_FIELDS.items()
+            if name in errors and not blank[name].strip() and self._row_shown(name)
+        }
+
+    def _row_shown(self, name: str) -> bool:
+        if name == "target":
+            return self.kind_box.currentData() == "interpreter"
+        return self.format_box.currentData() != "workspace"
 
     def _on_form_changed(self, *_: Any) -> None:
         if not getattr(self, "_filling", False):
@@ -558,6 +652,13 @@ class TrainingWindow(QWidget):
         self.target_box.addItem("registered targets..." if targets else "no registered target", None)
         for name, path in targets:
             self.target_box.addItem(name, path)
+        # An interpreter is distilled from one of the workspace's targets: the newest is proposed, unless
+        # the analyst chose another file (a target of the workspace left before is replaced).
+        chosen = self.target_edit.text().strip()
+        if targets and (not chosen or chosen in self._proposed_targets):
+            self.target_box.setCurrentIndex(1)
+            self.target_edit.setText(targets[0][1])
+        self._proposed_targets = {path for _, path in targets}
         self.validate()
         self.refresh_runs()
 
@@ -757,6 +858,7 @@ class TrainingWindow(QWidget):
 
     def _show_evaluation(self, history: list[dict[str, Any]]) -> None:
         header, rows = tj.evaluation_rows(history)
+        header = [h[:1].upper() + h[1:] for h in header]  # capitalised like every other table's headers
         self.eval_table.clear()
         self.eval_table.setColumnCount(len(header))
         self.eval_table.setHorizontalHeaderLabels(header)
@@ -822,13 +924,38 @@ class TrainingWindow(QWidget):
     def _curve(self, plot: pg.PlotWidget, key: str, label: str) -> pg.PlotDataItem:
         curve = self.curves.get(key)
         if curve is None:
-            colour = CURVE_COLOURS[len([k for k in self.curves if k.split(":")[0] == key.split(":")[0]]) % 8]
-            curve = plot.plot([], [], name=label, pen=pg.mkPen(colour, width=2), symbol="o" if ":" in key and
-                              not key.startswith("loss:") else None, symbolSize=5, symbolBrush=colour)  # fmt: skip
+            kind, name = key.split(":", 1)
+            colour = CURVE_COLOURS[len([k for k in self.curves if k.split(":")[0] == kind]) % 8]
+            total = kind == "loss" and name == TOTAL_LOSS
+            style = Qt.PenStyle.DashLine if total else Qt.PenStyle.SolidLine
+            curve = pg.PlotDataItem([], [], name=label, pen=pg.mkPen(colour, width=2, style=style),
+                                    symbol="o" if kind == "metric" else None, symbolSize=5, symbolBrush=colour,
+                                    symbolPen=colour)  # fmt: skip
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
+            (self.total_view if total else plot).addItem(curve)
             self.curves[key] = curve
         return curve
+
+    def _show_legend(self, key: str, title: str, curves: list[tuple[str, str]]) -> None:
+        """The line above a plot: its title, then a sample of each curve's pen with its name."""
+        entries = [f"<b>{title}</b>"]
+        for curve_key, label in curves:
+            pen = self.curves[curve_key].opts["pen"]
+            sample = "\u254d\u254d" if pen.style() == Qt.PenStyle.DashLine else "\u2501\u2501"
+            colour = pen.color().name()
+            entries.append(f'<span style="color:{colour}">{sample}</span>&nbsp;{html.escape(label)}')
+        # Non-breaking inside an entry, breakable between entries: a narrow plot wraps its legend.
+        self.legends[key].setText("&nbsp;&nbsp; ".join(entries))
+
+    def _show_hint(self, key: str, empty: bool) -> None:
+        hint = self.hints.get(key)
+        if hint is None:
+            return
+        hint.setVisible(empty)
+        if empty:
+            (x0, x1), (y0, y1) = hint.getViewBox().viewRange() if hint.getViewBox() else ((0, 1), (0, 1))
+            hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
     def _flush(self) -> None:
         """Move the queued events into the curves, the progress line and the log (runs on the timer)."""
@@ -866,10 +993,14 @@ class TrainingWindow(QWidget):
         names: list[str] = []
         for e in self.steps:
             names.extend(k for k in e["losses"] if k not in names)
+        # The terms first, the total (on its own axis) last.
+        names.sort(key=lambda n: n == TOTAL_LOSS)
         for name in names:
             xs = [int(e["iteration"]) + 1 for e in self.steps if name in e["losses"]]
             ys = [float(e["losses"][name]) for e in self.steps if name in e["losses"]]
-            self._curve(self.loss_plot, f"loss:{name}", name).setData(xs, ys)
+            label = f"{name} (right axis)" if name == TOTAL_LOSS else name
+            self._curve(self.loss_plot, f"loss:{name}", label).setData(xs, ys)
+        self.loss_plot.getPlotItem().showAxis("right", TOTAL_LOSS in names)
         evals = self.evals
         keys: list[str] = []
         for e in evals:
@@ -882,7 +1013,16 @@ class TrainingWindow(QWidget):
             plot = self.adre_plot if key == "adre" else self.metric_plot
             self._curve(plot, f"metric:{key}", tj.METRIC_LABELS.get(key, key)).setData(xs, ys)
         # ADRE is a figure of interpreters only; a target run's panel has no use for its plot.
-        self.adre_plot.setVisible("adre" in keys or self.live_kind == "interpreter")
+        self.adre_panel.setVisible("adre" in keys or self.live_kind == "interpreter")
+        plotted = [k for k in keys if k in PLOTTED_METRICS]
+        self._show_legend(
+            "loss", "Losses", [(f"loss:{n}", f"{n} (right axis)" if n == TOTAL_LOSS else n) for n in names]
+        )
+        self._show_legend(
+            "metric", "Evaluation", [(f"metric:{k}", tj.METRIC_LABELS.get(k, k)) for k in plotted]
+        )
+        self._show_hint("loss", not names)
+        self._show_hint("metric", not plotted)
         for key, curve in self.curves.items():
             kind, name = key.split(":", 1)
             if (kind == "loss" and name not in names) or (kind == "metric" and name not in keys):

@@ -7,7 +7,9 @@ import zipfile
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QToolButton
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QToolButton
+
+from gui.widgets.chart import format_distance
 
 
 def wait_for_writes(qtbot, window) -> None:
@@ -89,7 +91,7 @@ def test_add_to_case_files_the_pair_with_its_distance_verdict_and_notes(qtbot, w
     with qtbot.waitSignal(panel.items_loaded, timeout=15000):
         dialog.accept()
     assert panel.item_model.rowCount() == 1
-    assert panel.item_model.index(0, 2).data() == f"{explanation.distance:.4f}"
+    assert panel.item_model.index(0, 2).data() == format_distance(explanation.distance)
     assert panel.item_model.index(0, 3).data() == "Match"
     assert "same red jacket" in panel.item_model.index(0, 4).data()
     assert panel.case_model.index(panel.case_model.row_of(case.id), 3).data() == "1"
@@ -116,6 +118,41 @@ def test_a_new_case_can_be_made_while_adding(qtbot, window, panel):
     assert panel.item_model.rowCount() == 1
 
 
+def test_the_case_list_keeps_room_for_the_title_and_counts_items_in_words(qtbot, window, panel):
+    title = "Bank robbery at Main Street branch, 14 March, suspect tracking across six cameras"
+    case = make_case(qtbot, window, title)
+    file_pair(qtbot, window, case.id, 0, 5)
+    qtbot.waitUntil(lambda: panel.current_case().item_count == 1, timeout=15000)
+    compare(qtbot, window, 1, 6)
+    dialog = panel.add_pair(window.compare)
+    assert dialog.case_box.itemText(dialog.case_box.findData(case.id)) == f"{title} (2026/0413): 1 item"
+    dialog.reject()
+
+    view, header = panel.case_view, panel.case_view.horizontalHeader()
+    for width in (240, 300, 520):
+        window.resizeDocks([window.cases_dock], [width], Qt.Orientation.Horizontal)
+        qtbot.waitUntil(lambda w=width: abs(window.cases_dock.width() - w) <= 2, timeout=5000)
+        qtbot.wait(50)
+        room = view.viewport().width()
+        shown = [c for c in range(5) if not header.isSectionHidden(c)]
+        # The title keeps at least its share; the columns fit without a horizontal scroll bar.
+        assert header.sectionSize(0) >= panel.TITLE_SHARE * room - 1, width
+        assert sum(header.sectionSize(c) for c in shown) <= room
+        # Items and Modified are always shown in full; the reference and analyst only when there is room.
+        for col in (3, 4):
+            assert col in shown and header.sectionSize(col) >= view.sizeHintForColumn(col)
+        if width == 520:
+            assert shown == [0, 1, 2, 3, 4]
+    assert header.isSectionHidden(2) is False
+    row = panel.case_model.row_of(case.id)
+    tip = panel.case_model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert title in tip and "reference: 2026/0413" in tip and "analyst: J. Analyst" in tip
+    assert panel.case_model.index(row, 4).data(Qt.ItemDataRole.ToolTipRole).startswith("modified 20")
+    # "Case file" is a push button with its menu: the arrow has its own room beside the text.
+    assert isinstance(panel.file_button, QPushButton) and panel.file_button.menu() is panel.file_menu
+    assert panel.file_button.width() >= panel.file_button.sizeHint().width()
+
+
 def test_reopened_item_shows_the_snapshot_without_running_a_model(qtbot, window, panel, monkeypatch):
     case = make_case(qtbot, window)
     explanation = file_pair(qtbot, window, case.id, 2, 9, verdict="no match", notes="different shoes")
@@ -131,10 +168,10 @@ def test_reopened_item_shows_the_snapshot_without_running_a_model(qtbot, window,
     with qtbot.waitSignal(panel.item_opened, timeout=15000):
         panel.open_button.click()
     view = window.compare
-    assert window.tabs.currentWidget() is view
+    assert window.tabs.currentWidget() is window.compare_page
     assert view.chart.bar_count() == len(explanation.names) == 26
-    assert view.distance_label.text() == f"{item.explanation['distance']:.4f}"
-    assert view.distance_label.text() == f"{explanation.distance:.4f}"
+    assert view.distance_label.text() == format_distance(item.explanation["distance"])
+    assert view.distance_label.text() == format_distance(explanation.distance)
     assert view.verdict() == "no match"
     assert view.notes.toPlainText() == "different shoes"
     assert view.case_item.id == item.id

@@ -209,7 +209,7 @@ def test_keyboard_arrows_enter_verdict_keys_and_ctrl_f(qtbot, window):
     assert view.selected_rows() == [1, 2]
     with qtbot.waitSignal(window.compare.explained, timeout=30000):
         QTest.keyClick(view, Qt.Key.Key_Return)
-    assert window.tabs.currentWidget() is window.compare
+    assert window.tabs.currentWidget() is window.compare_page
     crops = window.gallery_model.crops([1, 2])
     assert window.compare.paths == [window._path(crops[0]), window._path(crops[1])]
 

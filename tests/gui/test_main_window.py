@@ -42,7 +42,7 @@ def test_enter_on_a_result_compares_it_with_the_query(qtbot, window):
         window.search_crop(window.gallery_model.crop(0))
     with qtbot.waitSignal(window.compare.explained, timeout=30000):
         QTest.keyClick(window.results.view, Qt.Key.Key_Return)
-    assert window.tabs.currentWidget() is window.compare
+    assert window.tabs.currentWidget() is window.compare_page
     assert window.compare.chart.bar_count() == 26
     assert float(window.compare.distance_label.text()) > 0
 

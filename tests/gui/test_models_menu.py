@@ -11,6 +11,7 @@ import torch
 from PySide6.QtWidgets import QMessageBox
 
 from cli import workbench as wb
+from gui.widgets.chart import format_distance
 
 SIZE = (64, 32)  # the input size of the fixtures' tiny models
 
@@ -96,7 +97,7 @@ def test_use_model_dialog_switches_the_status_bar_and_the_distance(
     second = float(window.compare.explanation.distance)
     assert second == pytest.approx(float(expected.distance), rel=1e-4)
     assert abs(second - first) > 1e-3
-    assert window.compare.distance_label.text() == f"{expected.distance:.4f}"
+    assert window.compare.distance_label.text() == format_distance(expected.distance)
     assert window.remembered_models(window.bench.root) == (
         rows[0].target.file_hash,
         rows[0].interpreter.file_hash,
@@ -199,3 +200,50 @@ def test_select_models_refuses_an_interpreter_of_another_target(workspace, tiny_
         assert (found.target.id, found.interpreter.id) == (tiny.target.id, tiny.interpreter.id)
     finally:
         bench.close()
+
+
+def test_use_model_dialog_fits_the_screen_and_each_cell_has_its_full_text_as_tooltip(
+    qtbot, window, monkeypatch
+) -> None:
+    from PySide6.QtCore import Qt
+
+    dialog = open_use_model_dialog(qtbot, window)
+    screen = dialog.screen().availableGeometry()
+    assert dialog.width() <= screen.width()
+    header = dialog.view.horizontalHeader()
+    assert header.length() <= dialog.view.viewport().width()  # no column pushed out of sight
+    model = dialog.model
+    for col in range(model.columnCount()):
+        shown = model.index(0, col).data().removeprefix("\u25b6 ")
+        tip = model.index(0, col).data(Qt.ItemDataRole.ToolTipRole)
+        # The figures are one per line in the cell, on one line in the tooltip.
+        assert shown.replace("\n", " · ") in tip or col == 6, (col, shown, tip)
+    tip = model.index(0, 6).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == "24 crops indexed with this target, 24 with the interpreter's attribute predictions"
+    assert str(window.bench.ws.models.list("target")[0].file_path) in model.index(0, 0).data(
+        Qt.ItemDataRole.ToolTipRole
+    )
+
+    # On a small screen the dialog opens no wider than the screen's free area; the columns give way.
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QRect
+
+    from gui.models_dialog import UseModelDialog
+
+    natural = header.length()
+    small = QRect(0, 0, natural * 3 // 4, 600)
+    monkeypatch.setattr(window, "screen", lambda: SimpleNamespace(availableGeometry=lambda: small))
+    narrow = UseModelDialog(model.choices, None, window)
+    qtbot.addWidget(narrow)
+    assert narrow.width() <= small.width()
+    assert narrow.view.horizontalHeader().length() <= narrow.width()
+
+
+def test_columns_too_wide_for_the_dialog_give_way_widest_first() -> None:
+    from gui.models_dialog import fit_widths
+
+    assert fit_widths([300, 100, 200], 700) == [300, 100, 200]
+    assert fit_widths([300, 100, 200], 450) == [175, 100, 175]
+    assert fit_widths([300, 100, 200], 200) == [66, 66, 66]
+    assert sum(fit_widths([500, 80, 240, 60, 310], 900)) <= 900

@@ -111,7 +111,7 @@ def test_a_short_run_reaches_its_end_with_one_point_per_logged_step(qtbot, panel
     assert list(xs) == [1] and list(ys) == pytest.approx([outcome.metrics["mAP"]])
     # The evaluation table: one column per evaluation, the figures of the run's record.
     table = panel.eval_table
-    assert table.columnCount() == 2 and table.horizontalHeaderItem(1).text() == "epoch 1"
+    assert table.columnCount() == 2 and table.horizontalHeaderItem(1).text() == "Epoch 1"
     assert table.item(0, 0).text() == "mAP"
     assert float(table.item(0, 1).text()) == pytest.approx(outcome.metrics["mAP"], abs=1e-3)
     assert "iteration 2/2" in panel.progress_label.text() and "images/s" in panel.progress_label.text()
@@ -226,3 +226,109 @@ def test_evidence_pretraining_progress_is_logged_not_plotted(qtbot, panel) -> No
     panel._on_event_received({"type": "evidence_cache", "epoch": 3, "epochs": 8, "loss": 0.21875})
     qtbot.waitUntil(lambda: "pass 3 of 8, loss 0.2188" in panel.log_view.toPlainText(), timeout=5000)
     assert panel.evals == [] and panel.steps == []
+
+
+def test_the_form_fits_a_1024_by_640_window(qtbot, panel, synth: Path) -> None:
+    from PySide6.QtCore import QPoint, QRect, Qt
+
+    assert panel.minimumSizeHint().width() <= 1024
+    panel.resize(1024, 640)
+    qtbot.waitUntil(lambda: panel.width() == 1024, timeout=5000)
+    qtbot.wait(50)
+    viewport = panel.form_scroll.viewport()
+
+    def inside(widget) -> bool:
+        rect = QRect(widget.mapTo(viewport, QPoint(0, 0)), widget.size())
+        return 0 <= rect.left() and rect.right() < viewport.width()
+
+    # Nothing of the form is cut on the right: the Browse button, the boxes and the reasons are whole.
+    for widget in (
+        panel.data_browse,
+        panel.data_edit,
+        panel.format_box,
+        panel.kind_box,
+        panel.errors["data"],
+    ):
+        assert inside(widget), widget.objectName() or type(widget).__name__
+    assert panel.data_browse.width() >= panel.data_browse.sizeHint().width()
+    # A long reason wraps within the form (at its narrowest) instead of running past its edge.
+    panel.split.setSizes([1, 2000])
+    panel.data_edit.setText(str(synth.parent))  # a folder, but not a Market-1501 layout
+    error = panel.errors["data"]
+    qtbot.wait(50)
+    assert error.text().startswith("no bounding_box_train folder")
+    assert error.fontMetrics().horizontalAdvance(error.text()) > error.width()  # it needs two lines
+    assert error.isVisibleTo(panel) and inside(error)
+    assert error.height() >= 2 * error.fontMetrics().height()
+    assert inside(panel.data_browse)
+    # The runs table's headers are capitalised like the other tables'.
+    model = panel.runs_model
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers == ["Run", "Kind", "Status", "Epochs", "Metrics", "Created", "Registered"]
+
+
+def test_a_blank_folder_is_a_hint_a_wrong_one_an_error(qtbot, panel, synth: Path) -> None:
+    from gui.training import ERROR_STYLE, HINT_STYLE
+
+    panel.set_form(tj.form_defaults("target"))
+    assert panel.errors["data"].styleSheet() == HINT_STYLE
+    assert panel.form_message.text() == "Choose the dataset folder to start."
+    panel.kind_box.setCurrentIndex(panel.kind_box.findData("interpreter"))
+    # No target is registered in this workspace: it is asked for, as a choice still to make.
+    assert panel.form_message.text() == "Choose the dataset folder and the target model to start."
+    assert panel.errors["target"].styleSheet() == HINT_STYLE
+    panel.data_edit.setText(str(synth / "missing"))
+    assert panel.errors["data"].styleSheet() == ERROR_STYLE
+    assert panel.form_message.text() == "2 field(s) to correct before starting."
+
+
+def test_the_workspace_target_is_proposed_for_an_interpreter(qtbot, ws_root: Path, tiny_models) -> None:
+    from cli import workbench as wb
+    from db.workspace import Workspace
+    from gui.training import TrainingWindow
+
+    ws = Workspace.open(ws_root)
+    try:
+        target = wb.register_models(ws, tiny_models["target"], tiny_models["interpreter"]).target
+    finally:
+        ws.close()
+    win = TrainingWindow(ws_root)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.ws is not None, timeout=10000)
+    win.kind_box.setCurrentIndex(win.kind_box.findData("interpreter"))
+    assert win.target_edit.text() == target.file_path
+    assert win.target_box.currentData() == target.file_path
+    assert "target" not in win.validate()
+    # A file the analyst chose stays chosen when the workspace is read again.
+    win.target_edit.setText(str(tiny_models["folder"] / "other.pt"))
+    win._on_workspace_opened((win.ws, win.labelled, [(target.name, target.file_path)]))
+    assert win.target_edit.text().endswith("other.pt")
+    win.shutdown()
+
+
+def test_legends_sit_above_the_plots_and_the_total_has_its_own_axis(qtbot, panel) -> None:
+    assert panel.hints["loss"].isVisible() and panel.hints["metric"].isVisible()
+    assert panel.hints["loss"].toPlainText().startswith("Start a run")
+    steps = [
+        {"type": "step", "epoch": 0, "iteration": i,
+         "losses": {"distillation": 0.6 - i / 100, "prior": 0.5 - i / 200, "total": 5.6 - i / 20}}
+        for i in range(20)
+    ]  # fmt: skip
+    evals = [{"type": "eval", "epoch": 1, "iteration": 20, "metrics": {"x_map_e": 0.6, "adre": 1.5}}]
+    panel._add_events(steps + evals)
+    panel._draw()
+    assert not panel.hints["loss"].isVisible() and not panel.hints["metric"].isVisible()
+    for key, plot in (("loss", panel.loss_plot), ("metric", panel.metric_plot)):
+        legend = panel.legends[key]
+        assert legend.parent() is plot.parent()
+        assert legend.geometry().bottom() < plot.geometry().top()  # above the plot, never over a curve
+    text = panel.legends["loss"].text()
+    assert "distillation" in text and "prior" in text and "total (right axis)" in text
+    assert "X-mAP_e" in panel.legends["metric"].text()
+    # The terms share the left axis, the total has the right one: the terms are not flattened by it.
+    assert panel.curves["loss:total"].getViewBox() is panel.total_view
+    assert panel.curves["loss:prior"].getViewBox() is panel.loss_plot.getViewBox()
+    assert panel.loss_plot.getPlotItem().getAxis("right").isVisible()
+    panel.loss_plot.getViewBox().autoRange()
+    low, high = panel.loss_plot.getViewBox().viewRange()[1]
+    assert high < 1.0 and low > 0.2
