@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from amd.visual import COLOUR_MAPS, TOP_COLOURS, blend, normalise_pair, top_regions
+from gui.qt_util import FlowLayout
 from gui.widgets.annotations import COLOURS, AnnotatedCropViewWidget, AnnotationEditor
 from gui.widgets.chart import (
     COMMON_COLOUR,
@@ -119,7 +120,7 @@ class CompareWidget(QWidget):
         self.annotations.changed.connect(self._on_annotations_changed)
 
         self.attribute_box = QComboBox()
-        self.attribute_box.setMinimumContentsLength(14)
+        self.attribute_box.setMinimumContentsLength(12)
         self.attribute_box.currentIndexChanged.connect(self._on_attribute_box_changed)
         self.cmap_box = QComboBox()
         self.cmap_box.addItems(COLOUR_MAPS)
@@ -142,10 +143,11 @@ class CompareWidget(QWidget):
 
         crops = QWidget()
         grid = QGridLayout(crops)
+        grid.setContentsMargins(0, 0, 4, 0)
         grid.addWidget(self.views[0], 0, 0)
         grid.addWidget(self.views[1], 0, 1)
         # Two rows, so that the slider keeps a usable width when the crops' pane is narrow.
-        self.opacity.setMinimumWidth(120)
+        self.opacity.setMinimumWidth(70)
         controls = QGridLayout()
         controls.addWidget(QLabel("Attribute"), 0, 0)
         controls.addWidget(self.attribute_box, 0, 1)
@@ -196,7 +198,10 @@ class CompareWidget(QWidget):
         self.verdict_box = verdict_box
         self.shortcuts: list[QShortcut] = []
         self.verdict_buttons = QButtonGroup(self)
-        row = QHBoxLayout()
+        # A grid of equal buttons: one row when the pane is wide enough, else two.
+        verdict_bar = QWidget()
+        row = FlowLayout(verdict_bar, uniform=True)
+        row.setContentsMargins(0, 0, 0, 0)
         for i, (text, key) in enumerate((("Match", "1"), ("No match", "2"), ("Inconclusive", "3"))):
             button = QPushButton(f"{text}  [{key}]")
             button.setCheckable(True)
@@ -212,13 +217,14 @@ class CompareWidget(QWidget):
         self.add_to_case = QPushButton("Add to case")
         self.add_to_case.clicked.connect(self.add_to_case_requested)
         vb = QVBoxLayout(verdict_box)
-        vb.addLayout(row)
+        vb.addWidget(verdict_bar)
         vb.addWidget(self.notes)
         vb.addWidget(self.add_to_case)
         self._update_pair_controls()
 
         right = QWidget()
         rl = QVBoxLayout(right)
+        rl.setContentsMargins(4, 0, 0, 0)
         rl.addWidget(self.status_label)
         rl.addWidget(self.chart, 4)
         rl.addWidget(self.chart_legend)
@@ -241,8 +247,9 @@ class CompareWidget(QWidget):
 
     def _annotation_bar(self) -> QWidget:
         """Tools to annotate the crops of the open case item, and which item that is."""
-        bar = QWidget()
-        row = QHBoxLayout()
+        # The tools wrap onto a second row when the crops' pane is narrow.
+        tools = QWidget()
+        row = FlowLayout(tools)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Annotate"))
         self.tool_buttons = QButtonGroup(self)
@@ -280,13 +287,13 @@ class CompareWidget(QWidget):
         self.delete_shape_button.setToolTip("Delete the selected shape (Delete key)")
         self.delete_shape_button.clicked.connect(self.annotations.delete_selected)
         row.addWidget(self.delete_shape_button)
-        row.addStretch(1)
         # Its own row: a case title is free text and would squeeze the tools.
         self.case_label = QLabel()
         self.case_label.setWordWrap(True)
+        bar = QWidget()
         box = QVBoxLayout(bar)
         box.setContentsMargins(0, 2, 0, 0)
-        box.addLayout(row)
+        box.addWidget(tools)
         box.addWidget(self.case_label)
         self._on_annotations_changed()
         return bar
@@ -505,6 +512,9 @@ class CompareWidget(QWidget):
             cells = [f"{'=' if agree else '≠'}  {label}", _reading(pa[row]), _reading(pb[row])]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
+                if col == 0:
+                    # A long name is elided in a narrow pane: the tooltip has it whole.
+                    item.setToolTip(label)
                 if not agree:
                     item.setForeground(QColor(DIFFER_COLOUR).darker(130))
                 self.predicted.setItem(row, col, item)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
@@ -24,6 +24,10 @@ SELECTED_PEN = pg.mkPen(QColor(20, 20, 20), width=2)
 ROW_GAP_PX = 3
 #: Rows kept however small the chart: the three largest attributes and the rest.
 MIN_ROWS = 4
+#: Width, in pixels, kept for the bars beside the widest label when the chart is as narrow as it gets.
+MIN_BARS_PX = 60
+#: What the chart's minimum width makes room for before it has data.
+NOMINAL_LABEL = "short lower-body clothing  10.0%"
 #: Decimals of every distance the GUI shows. Search reads embeddings stored as float16, a comparison
 #: embeds the crops afresh: the two differ by up to about 1e-3 on distances of 20 to 50, which two
 #: decimals do not show.
@@ -49,6 +53,19 @@ class ChartRow:
         return len(self.members) != 1
 
 
+class _BottomAxis(pg.AxisItem):
+    """The bottom axis, whose title moves left, under the labels, when the bars are narrower than it."""
+
+    def resizeEvent(self, ev=None) -> None:
+        super().resizeEvent(ev)
+        if self.label is None:
+            return
+        right = self.size().width() - self.label.boundingRect().width()
+        pos = self.label.pos()
+        if pos.x() > right:
+            self.label.setPos(right, pos.y())
+
+
 class ContributionChartWidget(QWidget):
     """Bars of c_m = d_m / M sorted by share (largest on top), labelled with readable names.
 
@@ -64,7 +81,7 @@ class ContributionChartWidget(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = pg.PlotWidget(background="w", axisItems={"bottom": _BottomAxis("bottom")})
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -126,6 +143,7 @@ class ContributionChartWidget(QWidget):
         # Largest share first (ties keep schema order), the order the rows are filled in.
         self.order = np.argsort(-self.shares, kind="stable")
         self._redraw()
+        self.updateGeometry()
 
     def clear(self) -> None:
         self.set_data([], [], [], None)
@@ -165,6 +183,28 @@ class ContributionChartWidget(QWidget):
         if height <= 0:
             return max(len(self.values), MIN_ROWS)
         return max(MIN_ROWS, int(height // self.row_height_px()))
+
+    def label_texts(self) -> list[str]:
+        """The texts the left axis may show for this data, whatever the chart's height.
+
+        The "other" row is counted at its widest (every attribute, 100 %), so that no height needs more.
+        """
+        texts = [
+            f"{label}  {100 * share:.1f}%" for label, share in zip(self.labels, self.shares, strict=True)
+        ]
+        if len(self.labels) > MIN_ROWS:
+            texts.append(f"other {len(self.labels)} attributes  100.0%")
+        return texts or [NOMINAL_LABEL]
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for the widest label beside :data:`MIN_BARS_PX` of bars, so that no label is cut."""
+        hint = super().minimumSizeHint()
+        metrics = QFontMetricsF(self.font_)
+        axis = self.plot.getAxis("left")
+        label = max(metrics.horizontalAdvance(text) for text in self.label_texts())
+        # The axis puts its tick offset between the text and the bars; the frame takes a few pixels more.
+        width = math.ceil(label) + axis.style["tickTextOffset"][0] + 8 + MIN_BARS_PX
+        return QSize(max(hint.width(), width), hint.height())
 
     def _layout_rows(self, capacity: int) -> list[ChartRow]:
         """The rows top to bottom: the largest shares, then "other N attributes" when they do not all fit."""

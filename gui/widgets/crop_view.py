@@ -47,7 +47,7 @@ class CropViewWidget(QFrame):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setMinimumSize(QSize(140, 260))
+        self.setMinimumSize(QSize(120, 260))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.placeholder = placeholder
         self.caption = ""

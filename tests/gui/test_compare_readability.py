@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QHelpEvent, QImage, QPainter
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QToolTip
@@ -216,6 +216,49 @@ def test_results_and_compare_write_a_distance_alike(qtbot, window):
         # Away from a rounding boundary the two views write the same figure.
         if abs((fresh / unit) % 1 - 0.5) > 0.1:
             assert window.compare.distance_label.text() == text
+
+
+def _rect_in(widget, ancestor) -> QRect:
+    return QRect(widget.mapTo(ancestor, QPoint(0, 0)), widget.size())
+
+
+def _apart(rects: list[QRect]) -> bool:
+    return not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1 :])
+
+
+def test_compare_at_its_minimum_width_shows_labels_figures_table_and_buttons(qtbot, compare, images, labels):
+    assert compare.minimumSizeHint().width() <= 580
+    _show_pair(qtbot, compare, images)
+    hint = compare.minimumSizeHint()
+    assert hint.width() <= 580
+    compare.resize(hint.width(), max(hint.height(), 640))
+    qtbot.waitUntil(lambda: compare.width() == hint.width(), timeout=3000)
+    qtbot.wait(50)
+    chart = compare.chart
+    # Every label of the chart is drawn whole, with room left for the bars and the axis title.
+    qtbot.waitUntil(lambda: len(_label_rects(chart)) == len(chart.rows), timeout=3000)
+    axis = chart.plot.getAxis("left")
+    widest = max(QFontMetricsF(chart.font_).horizontalAdvance(row.text) for row in chart.rows)
+    assert axis.width() >= widest
+    assert chart.plot.getPlotItem().vb.width() >= 50
+    bottom = chart.plot.getAxis("bottom")
+    title = bottom.label.mapRectToScene(bottom.label.boundingRect())
+    assert 0 <= title.left() and title.right() <= chart.plot.sceneRect().right() + 0.5, title
+    # The figures pane is as wide as the chart needs; the table needs no sideways scrolling, and a
+    # long attribute name is elided with the whole name in its tooltip.
+    assert chart.width() >= chart.minimumSizeHint().width()
+    assert not compare.predicted.horizontalScrollBar().isVisible()
+    tips = [compare.predicted.item(r, 0).toolTip() for r in range(compare.predicted.rowCount())]
+    assert tips == labels
+    # The verdict buttons and the annotation tools wrap rather than overlap or leave the widget.
+    for bar in (compare.verdict_buttons.buttons(), compare.tool_buttons.buttons()):
+        rects = [_rect_in(b, compare) for b in bar]
+        assert _apart(rects)
+        assert all(compare.rect().contains(r) for r in rects)
+        assert all(b.width() >= b.sizeHint().width() for b in bar)
+    for label in (compare.distance_label, compare.gap_label, compare.reading_label):
+        assert compare.rect().contains(_rect_in(label, compare))
+        assert label.width() >= min(label.sizeHint().width(), label.minimumSizeHint().width())
 
 
 # ---------------------------------------------------------------------------------------------- controls

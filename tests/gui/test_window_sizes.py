@@ -1,9 +1,11 @@
-"""The main window fits a small screen: its minimum width, the wrapping filter bar, the docks' button grids."""
+"""The main window fits a small screen: its minimum width, the wrapping filter bar, the docks' button grids,
+the compare page beside the docks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QPushButton, QWidget
 
@@ -102,3 +104,32 @@ def test_the_placeholder_says_why_the_gallery_is_empty(qtbot, window, settings) 
     empty = MainWindow(settings, Path(settings.fileName()).parent)
     qtbot.addWidget(empty)
     assert empty.gallery.view.placeholder_text().startswith("No workspace open.")
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (1024, 640)])
+def test_the_compare_page_fits_beside_the_docks_at_their_first_start_widths(qtbot, window, width, height):
+    show_docks(window)
+    settle(qtbot, window, width, height)
+    window.size_docks()
+    qtbot.wait(50)
+    # The docks leave the comparison more than half of a small screen.
+    right = window.results_dock.width()
+    assert window.identity_dock.width() <= width * 0.16 and right <= max(width * 0.26, 290)
+    compare, page = window.compare, window.compare_page
+    model = window.gallery_model
+    with qtbot.waitSignal(compare.explained, timeout=30000):
+        window.compare_paths(window._path(model.crop(0)), window._path(model.crop(5)))
+    qtbot.wait(50)
+    assert compare.minimumSizeHint().width() <= 580
+    assert not page.horizontalScrollBar().isVisible()
+    assert compare.width() <= page.viewport().width()
+    # The figures pane is on screen whole: chart, figures, table and verdict buttons.
+    view = QRect(QPoint(0, 0), page.viewport().size())
+    for widget in (compare.chart, compare.reading_label, compare.predicted, compare.verdict_box):
+        assert view.contains(rect_in(widget, page.viewport())), widget
+    assert compare.chart.width() >= compare.chart.minimumSizeHint().width()
+    assert not compare.predicted.horizontalScrollBar().isVisible()
+    buttons = compare.verdict_buttons.buttons()
+    assert_apart([rect_in(b, compare) for b in buttons])
+    assert all(b.width() >= b.sizeHint().width() for b in buttons)
+    assert all(compare.verdict_box.rect().contains(rect_in(b, compare.verdict_box)) for b in buttons)
