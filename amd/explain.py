@@ -9,11 +9,17 @@ Typical use::
 
 Every image is run through the interpreter once (the same pass gives the target embedding, the maps and
 the per-attribute embeddings), so explaining a query against k gallery crops costs k + 1 forwards.
+
+The maps come at each crop's own size, up to :data:`MAX_MAP_SIDE` pixels on the longer side: a larger crop
+gets maps of its shape scaled down to that side (:func:`map_size`), which bounds their memory to
+M x 1024 x 1024 float32 values per crop (4 MiB per attribute) whatever the image. :func:`maps_at` brings
+maps to any other size.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,10 +34,33 @@ from torch import Tensor
 from amd.errors import AmdError
 from amd.inference import inference_copy
 from amd.models.checkpoint import load_pair
-from amd.models.inputs import ImageLike, Transform, eval_transform, load_batch
+from amd.models.inputs import ImageLike, ImageWarning, Transform, eval_transform, load_batch, shape_problem
 from amd.models.interpreter import Interpreter, InterpreterOutput
 from amd.models.target import ReIDModel
 from amd.schema import AttributeSchema
+
+#: Maps are computed at the crop's own size up to this many pixels on its longer side (see the module
+#: docstring); person crops, even from 1080p video, rarely reach it.
+MAX_MAP_SIDE = 1024
+
+
+def map_size(height: int, width: int, max_side: int = MAX_MAP_SIDE) -> tuple[int, int]:
+    """The (height, width) of a crop's maps: the crop's own, or scaled to ``max_side`` on the longer side."""
+    longer = max(height, width)
+    if longer <= max_side:
+        return height, width
+    scale = max_side / longer
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def maps_at(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Maps (M, h, w) resampled bilinearly to (M, height, width) float32, e.g. onto a crop larger than them."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.shape[1:] == (height, width):
+        return maps
+    out = F.interpolate(torch.from_numpy(np.ascontiguousarray(maps))[None], size=(height, width),
+                        mode="bilinear", align_corners=False)  # fmt: skip
+    return out[0].numpy()
 
 
 @dataclass(frozen=True)
@@ -45,12 +74,16 @@ class Explanation:
         attribute_distances: (M,) d_m = ||f_m(a) - f_m(b)||.
         components: (M,) d_m / M; they add up to approximately ``distance``.
         shares: (M,) d_m / sum_k d_k (each share a fraction of the whole; 1/M each when all d_m are 0).
-        maps_a: (M, H_a, W_a) attention maps upsampled to crop a's own size (raw values, not rescaled:
-            1 is neutral for faithful maps, the spatial mean for localising maps).
+        maps_a: (M, H_a, W_a) float32 attention maps upsampled to crop a's own size (raw values, not
+            rescaled: 1 is neutral for faithful maps, the spatial mean for localising maps). For a crop
+            longer than :data:`MAX_MAP_SIDE` pixels on a side, (H_a, W_a) is its size scaled down to that
+            side (:func:`map_size`; :func:`maps_at` resamples them to the crop).
         maps_b: (M, H_b, W_b) the same for crop b.
         predicted_a: (M,) attribute probabilities of a from the auxiliary classifier, or ``None``.
         predicted_b: (M,) the same for b, or ``None``.
         gap: (sum components - distance) / distance (0 when the distance is 0).
+        size_a: Crop a's own (height, width), or ``None`` when not recorded.
+        size_b: The same for crop b.
     """
 
     names: tuple[str, ...]
@@ -64,6 +97,8 @@ class Explanation:
     predicted_a: np.ndarray | None = field(default=None, compare=False, repr=False)
     predicted_b: np.ndarray | None = field(default=None, compare=False, repr=False)
     gap: float = 0.0
+    size_a: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    size_b: tuple[int, int] | None = field(default=None, compare=False, repr=False)
 
     def order(self) -> list[int]:
         """Attribute positions sorted by share, largest first (ties keep schema order)."""
@@ -94,8 +129,9 @@ class _Analysis:
 
     embedding: np.ndarray  # (D,) float64
     attribute_embeddings: np.ndarray  # (M, D) float64
-    maps: np.ndarray  # (M, H, W) at the crop's size
+    maps: np.ndarray  # (M, H, W) at the crop's size, at most MAX_MAP_SIDE on a side
     predicted: np.ndarray | None  # (M,)
+    size: tuple[int, int]  # the crop's own (height, width)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -184,13 +220,21 @@ class Explainer:
                 out.extend(self._results(self.interpreter(batch), sizes))
         return out
 
+    def _warn_about_shapes(self, images: Sequence[ImageLike], analyses: Sequence[_Analysis]) -> None:
+        """Warn, at the caller of the public method, about crops too small or too distorted for the model."""
+        for k, (image, analysis) in enumerate(zip(images, analyses, strict=True)):
+            problem = shape_problem(*analysis.size, self.input_size)
+            if problem is not None:
+                name = str(image) if isinstance(image, (str, Path)) else f"image {k + 1}"
+                warnings.warn(f"{name}: {problem}", ImageWarning, stacklevel=3)
+
     def _results(self, result: InterpreterOutput, sizes: list[tuple[int, int]]) -> list[_Analysis]:
-        """Per-image analyses of one interpreter output, maps upsampled to each crop's own size."""
+        """Per-image analyses of one interpreter output, maps upsampled to each crop's own size (capped)."""
         out: list[_Analysis] = []
         probs = torch.sigmoid(result.attribute_logits) if result.attribute_logits is not None else None
         for i, (h, w) in enumerate(sizes):
             maps = F.interpolate(
-                result.maps[i : i + 1].float(), size=(h, w), mode="bilinear", align_corners=False
+                result.maps[i : i + 1].float(), size=map_size(h, w), mode="bilinear", align_corners=False
             )
             out.append(
                 _Analysis(
@@ -198,6 +242,7 @@ class Explainer:
                     attribute_embeddings=result.attribute_embeddings[i].double().cpu().numpy(),
                     maps=_readonly(maps[0].cpu().numpy()),
                     predicted=None if probs is None else _readonly(probs[i].float().cpu().numpy()),
+                    size=(h, w),
                 )
             )
         return out
@@ -222,16 +267,32 @@ class Explainer:
             predicted_a=a.predicted,
             predicted_b=b.predicted,
             gap=gap,
+            size_a=a.size,
+            size_b=b.size,
         )
 
     def explain(self, a: ImageLike, b: ImageLike) -> Explanation:
-        """Explain the distance between two crops (paths, PIL images or uint8 arrays)."""
-        first, second = self._analyse([a, b])
+        """Explain the distance between two crops (paths, PIL images or uint8 arrays).
+
+        Warns:
+            ImageWarning: A crop is smaller than an eighth of the model's input, or its shape is more than
+                4 times off the input's (:func:`amd.models.inputs.shape_problem`); it is still explained.
+
+        Raises:
+            amd.models.inputs.ImageInputError: A crop cannot be read, has no pixels, or has more than
+                :data:`amd.data.images.MAX_PIXELS` pixels.
+        """
+        first, second = analyses = self._analyse([a, b])
+        self._warn_about_shapes([a, b], analyses)
         return self._pair(first, second)
 
     def explain_many(self, query: ImageLike, gallery: Sequence[ImageLike]) -> list[Explanation]:
-        """Explain a query against each gallery crop, with one forward per image (k + 1 in all)."""
+        """Explain a query against each gallery crop, with one forward per image (k + 1 in all).
+
+        Warns and raises as :meth:`explain`.
+        """
         analyses = self._analyse([query, *gallery])
+        self._warn_about_shapes([query, *gallery], analyses)
         return [self._pair(analyses[0], other) for other in analyses[1:]]
 
     @property
@@ -263,8 +324,10 @@ class Explainer:
         return np.concatenate(out, axis=0) if out else np.zeros((0, m), dtype=np.float32)
 
     def maps(self, image: ImageLike) -> np.ndarray:
-        """The attention maps (M, H, W) of one crop at its own size."""
-        return self._analyse([image])[0].maps
+        """The attention maps (M, H, W) of one crop at its own size (at most :data:`MAX_MAP_SIDE` a side)."""
+        analyses = self._analyse([image])
+        self._warn_about_shapes([image], analyses)
+        return analyses[0].maps
 
     @torch.inference_mode()
     def embed(self, batch: Tensor) -> Tensor:

@@ -75,12 +75,14 @@ def explanation_snapshot(e: Explanation) -> dict[str, Any]:
     high = np.maximum(small["query"].reshape(m, -1).max(1), small["gallery"].reshape(m, -1).max(1))
     span = np.where(high - low > 1e-12, high - low, 1.0)
     maps: dict[str, Any] = {"encoding": "uint8-zlib-base64", "low": low.tolist(), "high": high.tolist()}
+    sizes = {"query": getattr(e, "size_a", None), "gallery": getattr(e, "size_b", None)}
     for side, full in (("query", e.maps_a), ("gallery", e.maps_b)):
         q = np.round((small[side] - low[:, None, None]) / span[:, None, None] * 255.0)
         q = np.clip(q, 0, 255).astype(np.uint8)
         maps[side] = {
             "shape": list(q.shape),
-            "crop_size": [int(full.shape[1]), int(full.shape[2])],
+            # The crop's own size; its maps are smaller when it is longer than amd.explain.MAX_MAP_SIDE.
+            "crop_size": [int(v) for v in (sizes[side] or full.shape[1:])],
             "data": base64.b64encode(zlib.compress(q.tobytes(), 9)).decode("ascii"),
         }
     return {

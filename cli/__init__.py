@@ -1,9 +1,9 @@
 """Headless commands behind ``python main.py SUBCOMMAND``.
 
 Each command is a module with ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Command modules import only the standard library at module level, so that ``--help`` is instant
-and works on a machine with no display; the engine, the store and the GUI are imported inside
-``run``. Work that needs both the engine and the store lives in Qt-free modules that the GUI
+Command modules import only the standard library (and :mod:`cli.checks`, which is made of it) at
+module level, so that ``--help`` is instant and works on a machine with no display; the engine, the
+store and the GUI are imported inside ``run``. Work that needs both the engine and the store lives in Qt-free modules that the GUI
 calls too.
 """
 

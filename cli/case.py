@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cases.document import CaseDocument
+    from db.records import CaseInfo
+    from db.workspace import Workspace
 
 NAME = "case"
 HELP = "Case files: verify one, export it as an HTML or PDF report, save a workspace's case, import one, list cases."
@@ -20,9 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("workspace")
     p.add_argument("case_id", type=int)
     p.add_argument("out", help="the .amdcase file to write (replaced atomically)")
-    p = sub.add_parser("import", help="import a case file into a workspace (its crops come with it)")
+    p = sub.add_parser(
+        "import",
+        help="import a case file into a workspace (its crops come with it); refused when the workspace has "
+        "an identical case already, unless --force",
+    )
     p.add_argument("workspace")
     p.add_argument("casefile")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="import even when a case with the same title, reference, pairs, verdicts and notes is there",
+    )
     p = sub.add_parser("list", help="list a workspace's cases")
     p.add_argument("workspace")
 
@@ -47,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
             print("error: give --html OUT and/or --pdf OUT", file=sys.stderr)
             return 2
         from cases.archive import open_case
+        from cli.checks import check_outputs
 
+        check_outputs((args.html, "--html"), (args.pdf, "--pdf"))
         doc = open_case(args.casefile)
         if args.html:
             from cases.report import export_html
@@ -61,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     from cli import jobs
 
+    if args.action == "save":
+        from cli.checks import check_output_file
+
+        check_output_file(args.out, "the case file")
     ws = jobs.open_workspace(args.workspace)
     try:
         if args.action == "save":
@@ -72,8 +93,18 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"SHA-256 {saved.sha256}")
         elif args.action == "import":
-            from cases.archive import import_case
+            from cases.archive import import_case, open_case
 
+            twin = _identical_case(ws, open_case(args.casefile))
+            if twin is not None and not args.force:
+                print(
+                    f"error: {args.workspace} already holds an identical case: case {twin.id} "
+                    f"({twin.title!r}, reference {twin.reference or '-'}, {twin.item_count} comparisons with "
+                    "the same crops, verdicts and notes); nothing was imported. Give --force to import "
+                    "another copy",
+                    file=sys.stderr,
+                )
+                return 2
             case = import_case(ws, args.casefile)
             print(
                 f"imported {args.casefile} as case {case.id} ({case.title!r}, {case.item_count} comparisons)"
@@ -86,3 +117,28 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     return 0
+
+
+def _identical_case(ws: Workspace, doc: CaseDocument) -> CaseInfo | None:
+    """The workspace's case with the file's title and reference and the same pairs (by crop SHA-256),
+    verdicts and notes in the same order, or ``None``.
+
+    A case file imported twice would otherwise give two copies whose verdicts and notes then drift apart,
+    and no one could tell which is the case of record.
+    """
+    wanted = [(i.query.sha256, i.gallery.sha256, i.verdict, i.notes or None) for i in doc.items]
+    for listed in ws.cases.list():
+        if listed.title != doc.case.title or (listed.reference or None) != (doc.case.reference or None):
+            continue
+        if listed.item_count != len(wanted):
+            continue
+        case = ws.cases.get(listed.id)
+        ids = {i.query_crop_id for i in case.items} | {i.gallery_crop_id for i in case.items}
+        sha = {c.id: c.sha256 for c in ws.crops.get_many(sorted(ids))}
+        have = [
+            (sha.get(i.query_crop_id), sha.get(i.gallery_crop_id), i.verdict, i.notes or None)
+            for i in sorted(case.items, key=lambda i: i.position)
+        ]
+        if have == wanted:
+            return listed
+    return None

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cli.checks import DEVICE_CHOICES, device_arg
+
 NAME = "demo"
 HELP = "Build a demo workspace: synthetic crops from several cameras, indexed with the bundled demo models."
 
@@ -226,12 +228,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identities", type=int, default=40, help="synthetic persons (default 40)")
     parser.add_argument("--per-id", type=int, default=8, help="crops per person (default 8)")
     parser.add_argument("--cameras", type=int, default=6, help="cameras, 2..9 (default 6)")
-    parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.add_argument(
+        "--device", type=device_arg, help=f"{DEVICE_CHOICES} (default auto: cuda when available)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from cli.checks import resolve_device
+
+    device = resolve_device(args.device)
     with tqdm(total=_SCALE, desc="demo", file=sys.stderr, bar_format="{l_bar}{bar}|") as bar:
 
         def progress(done: int, total: int, message: str) -> None:
@@ -243,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         # A store error reaches cli.main, which prints it without a traceback.
         summary = build_demo_workspace(
             args.workspace, args.target, args.interpreter, args.identities, args.per_id, args.cameras,
-            args.device, on_progress=progress,
+            device, on_progress=progress,
         )  # fmt: skip
     print(
         f"demo workspace {summary.root}: {summary.crops} crops, {summary.indexed} indexed, "

@@ -44,7 +44,7 @@ HELPS = {
     "(0: no floor)",
     "lr_schedule": "after the warm-up: constant, or cosine (decays to 1 %% of --lr by the last epoch)",
     "start_from": "an interpreter of the same target whose fitting weights start this run",
-    "device": "auto, cpu or cuda",
+    "device": "auto, cpu, cuda or cuda:N",
     "out": "interpreter file to write",
     "run_dir": "folder of the resumable state and logs (default: next to --out)",
     "resume": "continue an interrupted run found in the run folder",
@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amd.train.config import DistillConfig
     from amd.train.distill import distill
-    from cli.config_args import config_from_args, report
+    from cli.config_args import check_run, config_from_args, report
 
     cfg = config_from_args(DistillConfig, args, REQUIRED)
+    check_run(cfg)
     return report(distill(cfg, console=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cli.checks import DEVICE_CHOICES, device_arg, positive_int, workers_int
+
 NAME = "evaluate"
 HELP = (
     "Evaluate a target model (Rank-k, mAP, mINP) and its interpreter (retrieval, X-mAP, ADRE, re-weighting) "
@@ -23,10 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "synthetic dataset (needs masks/ and parts.json, and --interpreter)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-pairs", type=int, default=200, help="pairs in the deletion test of --synthetic (default 200)"
+        "--max-pairs", type=positive_int, default=200,
+        help="pairs in the deletion test of --synthetic, at least 1 (default 200)",
+    )  # fmt: skip
+    parser.add_argument("--device", type=device_arg, default="auto", help=f"{DEVICE_CHOICES} (default auto)")
+    parser.add_argument(
+        "--workers", type=workers_int, default=0, help="decoding processes, 0..64 (default 0)"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--workers", type=int, default=0, help="decoding processes (default 0)")
 
 
 def _print_figures(figures: dict) -> None:
@@ -46,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from amd.evaluate import evaluate_models
     from amd.models import load_pair, load_target
     from amd.train.common import resolve_device
+    from cli import checks
     from cli.explain import write_atomically
 
-    device = resolve_device(args.device)
     if args.synthetic and not args.interpreter:
         raise AmdError("--synthetic scores an interpreter's maps: give --interpreter too")
+    checks.check_output_file(args.json, "--json")
+    device = resolve_device(checks.resolve_device(args.device))
     if args.interpreter:
         interpreter, target_info, _ = load_pair(args.target, args.interpreter, device=device)
         target = interpreter.target

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.checks import DEVICE_CHOICES, device_arg
+
 if TYPE_CHECKING:
     from amd.explain import Explanation
 
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overlay", metavar="OUT.png", help="write both crops with the top-3 attribute regions and a share chart"
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", type=device_arg, default="cpu", help=f"{DEVICE_CHOICES} (default cpu)")
 
 
 def explanation_json(explanation: Explanation) -> dict[str, Any]:
@@ -78,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from amd.explain import Explainer
+    from cli.checks import check_outputs, resolve_device
 
-    explainer = Explainer.from_files(args.target, args.interpreter, device=args.device)
+    check_outputs((args.json, "--json"), (args.maps, "--maps"), (args.overlay, "--overlay"))
+    explainer = Explainer.from_files(args.target, args.interpreter, device=resolve_device(args.device))
     e = explainer.explain(args.image_a, args.image_b)
     data = explanation_json(e)
     write_atomically(args.json, lambda p: p.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))

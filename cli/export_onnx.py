@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amd.models import load_pair, load_target
     from amd.onnx_export import export_onnx
+    from cli.checks import check_output_file
 
+    check_output_file(args.out, "--out")
     if args.interpreter:
         interpreter, target_info, info = load_pair(args.target, args.interpreter)
         model = interpreter

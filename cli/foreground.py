@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cli.checks import DEVICE_CHOICES, device_arg, number
+
 NAME = "choose-foreground"
 HELP = (
     "Choose per attribute group how far an evidence interpreter's maps lean towards the cells its target "
@@ -21,11 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interpreter", required=True, metavar="FILE", help="interpreter distilled from it")
     parser.add_argument("--out", required=True, metavar="FILE", help="write the interpreter with the weights")
     parser.add_argument(
-        "--min-gain", type=float, default=0.01,
-        help="least gain in a group's pointing score for a non-zero weight (default 0.01)",
+        "--min-gain", type=number(minimum=0, maximum=1), default=0.01,
+        help="least gain in a group's pointing score for a non-zero weight, 0..1 (default 0.01)",
     )  # fmt: skip
     parser.add_argument("--json", metavar="OUT", help="also write the scores of every weight tried as JSON")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=f"{DEVICE_CHOICES} (default auto)")
 
 
 def render_description(data: str) -> object:
@@ -48,9 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from amd.models import load_pair, save_interpreter
     from amd.pointing import choose_foreground_weights
     from amd.train.common import resolve_device
+    from cli import checks
     from cli.explain import write_atomically
 
-    device = resolve_device(args.device)
+    checks.check_outputs((args.out, "--out"), (args.json, "--json"))
+    device = resolve_device(checks.resolve_device(args.device))
     interpreter, target_info, info = load_pair(args.target, args.interpreter, device=device)
     interpreter = interpreter.float().eval()
     dataset = load_dataset(args.data, "market1501", require_attributes=True)

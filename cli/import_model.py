@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from cli.checks import parse_size
+
 NAME = "import-model"
 HELP = "Import a torchreid or fast-reid ResNet checkpoint as a target model file of the workbench."
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} must look like HEIGHTxWIDTH, e.g. 256x128") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive")
-    return h, w
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="OUT.pt", help="target model file to write")
     parser.add_argument(
         "--size",
-        type=_size,
+        type=parse_size,
         default=(256, 128),
         metavar="HxW",
         help="input size the model was trained at (256x128)",
@@ -59,7 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from amd.interop import import_checkpoint, save_imported
+    from cli.checks import check_output_file
 
+    check_output_file(args.out, "--out")
     model, report = import_checkpoint(
         args.file,
         args.format,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.checks import DEVICE_CHOICES, device_arg, positive_int
+
 NAME = "index"
 HELP = "Compute the missing embeddings of a workspace's crops under a model (batched, resumable)."
 
@@ -23,18 +25,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="an interpreter distilled from the model: also store its attribute predictions of the crops",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="images per forward pass, at least 1 (default 32)"
+    )
+    parser.add_argument(
+        "--device", type=device_arg, help=f"{DEVICE_CHOICES} (default auto: cuda when available)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from cli import jobs
+    from cli.checks import resolve_device
     from db.features import load_features
     from db.index import IndexProgress, index_missing
 
-    embedder = jobs.load_embedder(args.model, args.device)
+    device = resolve_device(args.device)
+    embedder = jobs.load_embedder(args.model, device)
     ws = jobs.open_workspace(args.workspace)
     predicted = None
     try:
@@ -63,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if pair is not None:
             from cli.workbench import Workbench
 
-            bench = Workbench(ws, pair, args.device)
+            bench = Workbench(ws, pair, device)
             with tqdm(unit="crop", desc="attributes", file=sys.stderr) as bar:
 
                 def on_predicted(done: int, total: int, _message: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cli.checks import DEVICE_CHOICES, device_arg
+
 NAME = "ingest-video"
 HELP = (
     "Detect and track the people in video files and file each track as crops (camera, time, frame, box) "
@@ -67,7 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--crops-per-track", type=int, default=3, metavar="K", help="crops filed per track (default 3)"
     )
     parser.add_argument(
-        "--device", help="cpu, cuda, cuda:1 ... for the target model (default: cuda when available)"
+        "--device",
+        type=device_arg,
+        help=f"{DEVICE_CHOICES} for the target model (default auto: cuda when available)",
     )
     parser.add_argument(
         "--db-url", metavar="URL", help="database of a new workspace (default: SQLite in the folder)"
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from amd.video.detect import HogDetector, OnnxDetector
     from amd.video.source import probe
     from cli import jobs
+    from cli.checks import resolve_device
     from cli.video_jobs import VideoJobProgress, default_target, ingest_video, make_embed_fn
     from db.ingest import parse_time
     from db.sightings import video_fingerprint, video_progress
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         raise AmdError("--every must be at least 1")
     if args.crops_per_track < 1:
         raise AmdError("--crops-per-track must be at least 1")
+    device = resolve_device(args.device)
     if args.start is not None and parse_time(args.start) is None:
         raise AmdError(f"--start {args.start!r} is not an ISO 8601 time (for example 2024-03-14T08:15:00)")
     hog_options = {
@@ -149,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             todo.append(path)
         if todo:
             target = args.target or default_target(ws)
-            embed = make_embed_fn(jobs.load_embedder(str(target), args.device))
+            embed = make_embed_fn(jobs.load_embedder(str(target), device))
             print(f"detector: {detector.name}; appearance: {Path(target).name}", file=sys.stderr)
         start = args.start
         for path in todo:

@@ -8,6 +8,7 @@ engine) are imported inside the functions that need them.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,46 @@ def load_embedder(path: str, device: str | None = None) -> Embedder:
 
 
 def open_workspace(path: str, create: bool = False, url: str | None = None) -> Workspace:
-    """Open (or create, when ``create`` and the folder is new or empty) a workspace."""
+    """Open (or create, when ``create`` and the folder is new or empty) a workspace.
+
+    A workspace whose SQLite database or folder this user cannot write is refused at once, naming the file
+    to fix: SQLite keeps its journal beside the database even for reading, so such a workspace would fail
+    at the first query with "attempt to write a readonly database". A new workspace's folder must be
+    creatable.
+
+    Raises:
+        StoreError: The workspace cannot be opened or created; the message says why.
+        amd.errors.AmdError: The new workspace's folder cannot be created.
+    """
+    root = Path(path).expanduser()
+    config = root / "workspace.json"
+    if not config.is_file():
+        if create and not (root.is_dir() and any(root.iterdir())):
+            from cli.checks import check_output_folder
+
+            check_output_folder(root, "workspace")
+    else:
+        _check_writable(root)
     return Workspace.open(path, url=url, create=create)
+
+
+def _check_writable(root: Path) -> None:
+    """Refuse a workspace whose SQLite files or folder this user cannot write (see :func:`open_workspace`)."""
+    db = root / "workspace.db"
+    if not db.is_file():
+        return  # the database is elsewhere (a server, or a URL of the workspace's)
+    advice = "ask for write permission, or work on a copy of the workspace"
+    for f in (db, root / "workspace.db-wal", root / "workspace.db-shm"):
+        if f.exists() and not os.access(f, os.R_OK | os.W_OK):
+            raise StoreError(
+                f"{f} is read-only for this user: a workspace opens only with write access to its database "
+                f"files, even to be read (SQLite keeps a journal beside the database); {advice}"
+            )
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"the workspace folder {root} is read-only for this user: SQLite creates its journal files "
+            f"(workspace.db-wal, workspace.db-shm) there, even when the workspace is only read; {advice}"
+        )
 
 
 def detect_layout(path: Path) -> str:
@@ -201,6 +240,26 @@ def _query_vector(ws: Workspace, embedder: Embedder, model_id: int, query: str) 
     return np.asarray(embedder.embed([to_rgb(image)]), dtype=np.float32)[0], None
 
 
+def _no_index_message(ws: Workspace, embedder: Embedder) -> str:
+    """Why ``embedder`` cannot search the workspace; names the indexed model files of the same name."""
+    namesakes = [
+        m
+        for m in ws.models.list("target")
+        if m.name == embedder.name and m.file_hash != embedder.model_hash and ws.embeddings.count(m.id) > 0
+    ]
+    how = "main.py index WORKSPACE --model FILE"
+    if not namesakes:
+        return f"the workspace has no index for model {embedder.name!r}; run the index command first ({how})"
+    other = ", ".join(
+        f"SHA-256 {m.file_hash[:12]}..." + (f", {m.file_path}" if m.file_path else "") for m in namesakes
+    )
+    return (
+        f"the workspace has an index for a model named {embedder.name!r}, but made with another file "
+        f"({other}); this file (SHA-256 {embedder.model_hash[:12]}...) is a different model: search with that file, or "
+        f"run the index command first with this one ({how})"
+    )
+
+
 def search(
     ws: Workspace,
     embedder: Embedder,
@@ -240,9 +299,7 @@ def search(
 
     model = ws.models.by_hash(embedder.model_hash)
     if model is None or ws.embeddings.count(model.id) == 0:
-        raise StoreError(
-            f"the workspace has no index for model {embedder.name!r}; run the index command first"
-        )
+        raise StoreError(_no_index_message(ws, embedder))
     feats = load_features(ws, model.id, on_progress=on_progress)
     qvec, query_crop = _query_vector(ws, embedder, model.id, query)
     rows = None

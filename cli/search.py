@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from cli.checks import DEVICE_CHOICES, device_arg, positive_int
 
 NAME = "search"
 HELP = "Rank a workspace's indexed crops by distance to a query crop id or image file."
@@ -17,12 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query", required=True, metavar="CROP_ID_OR_IMAGE", help="a crop id or an image file"
     )
-    parser.add_argument("--top", type=int, default=10, metavar="K", help="number of results (default 10)")
+    parser.add_argument(
+        "--top", type=positive_int, default=10, metavar="K", help="number of results, at least 1 (default 10)"
+    )
     parser.add_argument("--camera", help="only crops of this camera")
     parser.add_argument(
         "--rerank", action="store_true", help="re-rank the top candidates by k-reciprocal neighbours"
     )
-    parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.add_argument(
+        "--device", type=device_arg, help=f"{DEVICE_CHOICES} (default auto: cuda when available)"
+    )
     parser.add_argument(
         "--backend",
         choices=("auto", "exact", "faiss-flat", "faiss-ivf", "faiss-ivfpq"),
@@ -31,20 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "copy would pass 2 GiB; exact: chunked exact search; faiss-*: a faiss index, cached in the workspace",
     )
     parser.add_argument(
-        "--nprobe", type=int, metavar="N", help="IVF cells visited per query (default: an eighth of them)"
+        "--nprobe",
+        type=positive_int,
+        metavar="N",
+        help="IVF cells visited per query, at least 1 (default: an eighth of them)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from cli import jobs
+    from cli.checks import resolve_device
 
-    if args.top < 1:
-        print("error: --top must be at least 1", file=sys.stderr)
-        return 2
-    if args.nprobe is not None and args.nprobe < 1:
-        print("error: --nprobe must be at least 1", file=sys.stderr)
-        return 2
-    embedder = jobs.load_embedder(args.model, args.device)
+    device = resolve_device(args.device)
+    embedder = jobs.load_embedder(args.model, device)
     ws = jobs.open_workspace(args.workspace)
     try:
         hits = jobs.search(
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             top=args.top,
             camera=args.camera,
             rerank=args.rerank,
-            device=args.device,
+            device=device,
             backend=args.backend,
             nprobe=args.nprobe,
         )

@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     cfg.validate()
     check_out_dir(args.out_dir, args.overwrite)
+    if args.contact_sheet:
+        from cli.checks import check_output_file
+
+        check_output_file(args.contact_sheet, "--contact-sheet")
     with tqdm(total=cfg.total_crops, unit="crop", desc="rendering", disable=args.json) as bar:
 
         def on_progress(done: int, total: int) -> None:

@@ -17,7 +17,7 @@ HELPS = {
     "p": "identities per batch",
     "k": "images per identity",
     "lr_schedule": "after the warm-up: constant, or cosine (decays to 1 %% of --lr by the last epoch)",
-    "device": "auto, cpu or cuda",
+    "device": "auto, cpu, cuda or cuda:N",
     "workers": "data loading processes",
     "out": "model file to write",
     "run_dir": "folder of the resumable state and logs (default: next to --out)",
@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from amd.train.config import TargetTrainConfig
     from amd.train.target import train_target
-    from cli.config_args import config_from_args, report
+    from cli.config_args import check_run, config_from_args, report
 
     cfg = config_from_args(TargetTrainConfig, args, REQUIRED)
+    check_run(cfg)
     return report(train_target(cfg, console=True))

@@ -892,10 +892,10 @@ def validation_pairs(dataset: Any, count: int) -> list[tuple[Any, Any, bool]]:
 def sample_explanations(run: RunInfo, count: int = 4, device: str = "cpu") -> list[SamplePair]:
     """Explain a few validation pairs with a finished interpreter run's model (top-3 attributes, overlays)."""
     import numpy as np
-    from PIL import Image
 
+    from amd.data.images import read_rgb
     from amd.errors import AmdError
-    from amd.explain import Explainer
+    from amd.explain import Explainer, maps_at
     from amd.visual import blend, normalise_pair
 
     if run.kind != "interpreter":
@@ -909,9 +909,9 @@ def sample_explanations(run: RunInfo, count: int = 4, device: str = "cpu") -> li
         e = explainer.explain(a.path, b.path)
         order = e.order()
         top = tuple((e.labels[i], float(e.shares[i])) for i in order[:3])
-        img_a = np.asarray(Image.open(a.path).convert("RGB"))
-        img_b = np.asarray(Image.open(b.path).convert("RGB"))
-        map_a, map_b = normalise_pair(e.maps_a[order[0]], e.maps_b[order[0]])
+        img_a, img_b = np.asarray(read_rgb(a.path)), np.asarray(read_rgb(b.path))
+        map_a, map_b = normalise_pair(maps_at(e.maps_a[[order[0]]], *img_a.shape[:2])[0],
+                                      maps_at(e.maps_b[[order[0]]], *img_b.shape[:2])[0])  # fmt: skip
         out.append(
             SamplePair(
                 a.path,

@@ -174,28 +174,45 @@ class Workspace:
 
         Raises:
             WorkspaceError: The folder is not a workspace (and ``create`` is false), is a non-empty
-                folder that is not a workspace, or its database comes from a newer version.
+                folder that is not a workspace, its database comes from a newer version, or the database
+                URL cannot be used (not a URL, another kind of database, no driver, no connection). A
+                workspace being created is removed again when creating it fails.
             WorkspaceBusyError: Another program is migrating the workspace for too long.
         """
         root = Path(root).expanduser().resolve()
         config_path = root / CONFIG_FILENAME
+        # A URL is checked before anything is written: a workspace.json holding one that cannot work
+        # would make every later command on the folder fail.
+        given_url = parse_database_url(url) if url else None
+        made: list[Path] = []
         if config_path.is_file():
             config = _read_config(config_path)
         elif create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+            made = [root] if not root.exists() else []
             root.mkdir(parents=True, exist_ok=True)
             config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "database_url": url}
             _write_config(config_path, config)
+            made.append(config_path)
         elif root.is_dir() and any(root.iterdir()):
             raise WorkspaceError(f"{root} is not a workspace (no {CONFIG_FILENAME}) and is not empty")
         else:
             raise WorkspaceError(f"no workspace at {root}")
-        db_url = make_url(url or config.get("database_url") or f"sqlite:///{root / DB_FILENAME}")
-        engine = make_engine(db_url, busy_timeout_s)
-        ws = cls(root, db_url, engine, busy_timeout_s, actor, fsync)
         try:
-            ws._upgrade()
+            db_url = given_url or parse_database_url(
+                config.get("database_url") or f"sqlite:///{root / DB_FILENAME}"
+            )
+            engine = _engine_or_error(db_url, busy_timeout_s)
+            ws = cls(root, db_url, engine, busy_timeout_s, actor, fsync)
+            try:
+                ws._upgrade()
+            except BaseException:
+                engine.dispose()
+                raise
         except BaseException:
-            engine.dispose()
+            # A workspace that this call began to create is taken away again, so that a failed creation
+            # leaves the folder as it was; one that existed before is never touched.
+            if made:
+                _remove_created(root, made)
             raise
         return ws
 
@@ -205,7 +222,9 @@ class Workspace:
                 current = migrations.current_revision(conn)
                 conn.rollback()
         except OperationalError as exc:
-            raise WorkspaceError(f"cannot open the database {self.url!r}: {exc.orig}") from exc
+            # A driver's message may run over several lines; the user gets one.
+            reason = " ".join(str(exc.orig).split())
+            raise WorkspaceError(f"cannot open the database {self.url!r}: {reason}") from exc
         if current == migrations.HEAD:
             return
         if current is not None and current not in migrations.known_revisions():
@@ -325,6 +344,65 @@ class Workspace:
         from db.repositories import CaseRepository
 
         return CaseRepository(self)
+
+
+#: Database back ends whose migrations and audit triggers this program ships.
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+def parse_database_url(url: str) -> URL:
+    """Check that ``url`` names a database this program can use, before anything is written.
+
+    Raises:
+        WorkspaceError: ``url`` is not a URL, names another kind of database, or its driver is not installed.
+    """
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "e.g. postgresql+psycopg://user@host/database or sqlite:////path/to/file.db"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise WorkspaceError(f"{url!r} is not a database URL ({example})") from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise WorkspaceError(
+            f"{shown!r}: unknown kind of database {parsed.drivername!r} ({example})"
+        ) from None
+    if dialect.name not in SUPPORTED_DIALECTS:
+        raise WorkspaceError(
+            f"{shown!r}: a workspace database must be SQLite or PostgreSQL, not {dialect.name} ({example})"
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise WorkspaceError(
+            f"{shown!r}: the database driver is not installed ({exc}); install it or choose another URL"
+        ) from None
+    return parsed
+
+
+def _engine_or_error(url: URL, busy_timeout_s: float) -> Engine:
+    try:
+        return make_engine(url, busy_timeout_s)
+    except ImportError as exc:
+        shown = url.render_as_string(hide_password=True)
+        raise WorkspaceError(f"{shown!r}: the database driver is not installed ({exc})") from None
+
+
+def _remove_created(root: Path, made: list[Path]) -> None:
+    """Remove what creating a workspace in ``root`` wrote: its files, and the folder when it was new."""
+    for name in (DB_FILENAME, DB_FILENAME + "-wal", DB_FILENAME + "-shm", ".migrate.lock"):
+        (root / name).unlink(missing_ok=True)
+    for path in made:
+        if path != root:
+            path.unlink(missing_ok=True)
+    if root in made:
+        try:
+            root.rmdir()
+        except OSError:  # something else was put there meanwhile: leave it
+            pass
 
 
 def _read_config(path: Path) -> dict[str, Any]:

@@ -51,10 +51,9 @@ VERDICTS: tuple[str, ...] = ("match", "no match", "inconclusive")
 
 def load_rgb(path: str) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 (used for the two crops on screen only)."""
-    from PIL import Image
+    from amd.data.images import read_rgb
 
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    return np.asarray(read_rgb(path))
 
 
 def _reading(probability: float) -> str:
@@ -590,16 +589,21 @@ class CompareWidget(QWidget):
         e = self.explanation
         if e is None or self.selected is None or any(v.image is None for v in self.views):
             return None
+        from amd.explain import maps_at
+
         opacity = self.opacity.value() / 100.0
         images = [v.image for v in self.views]
         if self.top3.isChecked():
             top = self.top_attributes()
             out = []
             for image, maps in zip(images, (e.maps_a, e.maps_b), strict=True):
-                normed = [(maps[i] - maps[i].min()) / max(float(np.ptp(maps[i])), 1e-12) for i in top]
+                maps = maps_at(maps[top], *image.shape[:2])
+                normed = [(m - m.min()) / max(float(np.ptp(m)), 1e-12) for m in maps]
                 out.append(top_regions(image, normed, opacity))
             return out
-        a, b = normalise_pair(e.maps_a[self.selected], e.maps_b[self.selected])
+        # Maps of a crop longer than amd.explain.MAX_MAP_SIDE are smaller than the crop.
+        a, b = normalise_pair(*(maps_at(m[[self.selected]], *image.shape[:2])[0]
+                                for m, image in zip((e.maps_a, e.maps_b), images, strict=True)))  # fmt: skip
         cmap = self.cmap_box.currentText()
         return [blend(images[0], a, opacity, cmap), blend(images[1], b, opacity, cmap)]
 

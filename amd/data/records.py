@@ -36,6 +36,8 @@ class Dataset:
     """Train, query and gallery records sharing one attribute schema.
 
     ``schema`` is ``None`` for data without attribute labels; records then carry empty vectors.
+    ``unreadable`` lists the (path, reason) of the images left out of the splits because they cannot be
+    decoded (see :func:`amd.data.load.load_dataset`).
     """
 
     name: str
@@ -43,6 +45,7 @@ class Dataset:
     train: tuple[Record, ...]
     query: tuple[Record, ...]
     gallery: tuple[Record, ...]
+    unreadable: tuple[tuple[str, str], ...] = ()
 
     def split(self, name: str) -> tuple[Record, ...]:
         if name not in ("train", "query", "gallery"):

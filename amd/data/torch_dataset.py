@@ -5,20 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset as TorchDataset
 
+from amd.data import images
 from amd.data.records import Record
 from amd.errors import DatasetError
 
 
 def read_rgb(path: str) -> Image.Image:
-    """Open an image as RGB; raises :class:`DatasetError` naming the file when it cannot be decoded."""
+    """Open an image as 8-bit RGB (:func:`amd.data.images.read_rgb`).
+
+    Raises:
+        DatasetError: The file cannot be decoded or is too large; the message names it.
+    """
     try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{path}: cannot read image ({exc})") from None
+        return images.read_rgb(path)
+    except images.ImageReadError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 class ReidImageDataset(TorchDataset):

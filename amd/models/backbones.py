@@ -16,7 +16,9 @@ is already in the local torch hub cache.
 from __future__ import annotations
 
 import logging
+import pickle
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -287,6 +289,51 @@ def hub_weights_path(name: str) -> Path | None:
     return found[-1] if found else None
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
+
+
+def _read_weights(path: Path) -> object:
+    """``torch.load(path, weights_only=True)`` with messages of our own.
+
+    PyTorch's own message for a file that ``weights_only`` refuses suggests loading it again with
+    ``weights_only=False``, which runs any code the file holds: never repeated to the user.
+    """
+    if not path.exists():
+        raise PretrainedWeightsError(f"{path}: no such weights file")
+    if path.is_dir():
+        raise PretrainedWeightsError(f"{path}: a folder, not a weights file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise PretrainedWeightsError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if not head:
+        raise PretrainedWeightsError(f"{path}: the file is empty (truncated download or interrupted copy?)")
+    try:
+        with warnings.catch_warnings():
+            # The safe unpickler warns about pickle protocols it was not written for; the outcome is what counts.
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if head == _ZIP_MAGIC:
+            raise PretrainedWeightsError(
+                f"{path}: not a state dict of tensors: the file holds Python objects other than tensors and "
+                "plain data, which are never loaded from a file because loading them can run code"
+            ) from None
+        if head[:1] == _PICKLE_PROTO:
+            raise PretrainedWeightsError(
+                f"{path}: not a PyTorch state dict (a pickle file that cannot be loaded safely)"
+            ) from None
+        raise PretrainedWeightsError(f"{path}: not a PyTorch weights file") from None
+    except Exception:  # a damaged or hostile file may fail in any way; what it says is of no use here
+        if head == _ZIP_MAGIC:
+            raise PretrainedWeightsError(
+                f"{path}: the weights file is truncated or corrupt (an incomplete PyTorch archive)"
+            ) from None
+        raise PretrainedWeightsError(f"{path}: not a PyTorch weights file") from None
+
+
 def _unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:
     # Training scripts often nest the weights ({"state_dict": ...}) or keep DataParallel's "module." prefix.
     for key in ("state_dict", "model", "model_state", "net"):
@@ -308,13 +355,7 @@ def load_pretrained(backbone: Backbone, path: str | Path) -> PretrainedReport:
         PretrainedWeightsError: The file is unreadable, a tensor has the wrong shape, or nothing matched.
     """
     path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PretrainedWeightsError(f"{path}: no such weights file") from None
-    except Exception as exc:  # any failure to unpickle means the same thing to the user
-        raise PretrainedWeightsError(f"{path}: cannot read weights ({type(exc).__name__}: {exc})") from None
-    source = _unwrap_state_dict(obj, path)
+    source = _unwrap_state_dict(_read_weights(path), path)
     keys = list(source)
     if isinstance(backbone, MobileNetV2Backbone):
         renamed = backbone.prepare_keys(keys)

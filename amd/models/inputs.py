@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
+from amd.data.images import ImageReadError, ImageWarning, read_rgb, rgb_image
 from amd.data.transforms import build_transforms
 from amd.errors import AmdError
 
@@ -20,20 +21,37 @@ ImageLike = str | Path | Image.Image | np.ndarray
 
 Transform = Callable[[Image.Image], Tensor]
 
+__all__ = [
+    "ImageInputError",
+    "ImageLike",
+    "ImageWarning",
+    "Transform",
+    "eval_transform",
+    "load_batch",
+    "preprocess",
+    "shape_problem",
+    "to_rgb",
+]
+
 
 class ImageInputError(AmdError):
     """An image cannot be read or is not a person crop in a supported form."""
 
 
 def to_rgb(image: ImageLike) -> Image.Image:
-    """Decode or convert ``image`` to an RGB PIL image.
+    """Decode or convert ``image`` to an 8-bit RGB PIL image.
+
+    Files are opened by :func:`amd.data.images.open_image` (supported formats, at most
+    :data:`~amd.data.images.MAX_PIXELS` pixels) and every image is converted by
+    :func:`amd.data.images.rgb_image` (16-bit greyscale scaled, transparency flattened, CMYK converted).
 
     Raises:
-        ImageInputError: Unreadable file, or an array that is not uint8 (H, W) / (H, W, 3|4).
+        ImageInputError: Unreadable or too large file, an image without pixels, or an array that is not
+            uint8 (H, W) / (H, W, 3|4).
     """
     if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, np.ndarray):
+        rgb = _convert(image, "image")
+    elif isinstance(image, np.ndarray):
         if (
             image.dtype != np.uint8
             or image.ndim not in (2, 3)
@@ -42,16 +60,79 @@ def to_rgb(image: ImageLike) -> Image.Image:
             raise ImageInputError(
                 f"an image array must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {image.dtype} {image.shape}"
             )
-        return Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
-    if isinstance(image, (str, Path)):
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ImageInputError(f"the image array has no pixels (shape {image.shape})")
+        rgb = _convert(Image.fromarray(np.ascontiguousarray(image)), "image array")
+    elif isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as img:
-                return img.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-            raise ImageInputError(f"{image}: cannot read image ({exc})") from None
-    raise ImageInputError(
-        f"unsupported image type {type(image).__name__} (use a path, a PIL image or an array)"
+            rgb = read_rgb(image)
+        except ImageReadError as exc:
+            raise ImageInputError(str(exc)) from None
+    else:
+        raise ImageInputError(
+            f"unsupported image type {type(image).__name__} (use a path, a PIL image or an array)"
+        )
+    if rgb.width == 0 or rgb.height == 0:
+        raise ImageInputError(f"{_name(image)}: the image has no pixels ({rgb.width}x{rgb.height})")
+    return rgb
+
+
+def _convert(image: Image.Image, name: str) -> Image.Image:
+    try:
+        return rgb_image(image, name)
+    except ImageReadError as exc:
+        raise ImageInputError(str(exc)) from None
+
+
+def _name(image: ImageLike) -> str:
+    return str(image) if isinstance(image, (str, Path)) else "image"
+
+
+#: A crop side smaller than the model's input side divided by this is mostly upscaling blur.
+MAX_UPSCALE = 8
+#: A crop whose height-to-width ratio differs from the model input's by more than this factor is squeezed
+#: out of a person's shape by the resize.
+MAX_DISTORTION = 4.0
+
+
+def shape_problem(height: int, width: int, input_size: tuple[int, int]) -> str | None:
+    """Why a crop of this size is unlikely to give a meaningful result, or ``None`` when it is fine.
+
+    Every crop is resized to the model's input size (H, W), so any size *works*; but a crop smaller than
+    W / :data:`MAX_UPSCALE` x H / :data:`MAX_UPSCALE` (16x32 pixels, width x height, for a 256x128 input)
+    carries too few pixels for its attributes, and one whose shape is more than :data:`MAX_DISTORTION` times
+    wider or taller than the input's (for 256x128: wider than 1:1 x 2, or taller than 8:1) is distorted
+    beyond a person's shape by the resize.
+
+    Args:
+        height: The crop's height in pixels.
+        width: Its width.
+        input_size: The model's input (H, W).
+    """
+    in_h, in_w = input_size
+    problems = []
+    min_h, min_w = max(1, in_h // MAX_UPSCALE), max(1, in_w // MAX_UPSCALE)
+    if height < min_h or width < min_w:
+        problems.append(f"smaller than {min_w}x{min_h}")
+    distortion = (height / width) / (in_h / in_w)
+    if distortion < 1 / MAX_DISTORTION:
+        problems.append(
+            f"{_times(1 / distortion)} times wider for its height than the model's {in_w}x{in_h} input"
+        )
+    elif distortion > MAX_DISTORTION:
+        problems.append(
+            f"{_times(distortion)} times taller for its width than the model's {in_w}x{in_h} input"
+        )
+    if not problems:
+        return None
+    return (
+        f"{width}x{height} pixels (width x height) is {' and '.join(problems)}; the model sees it resized "
+        "to its input, so its explanation may mean little"
     )
+
+
+def _times(x: float) -> str:
+    return f"{x:.1f}" if x < 10 else f"{x:,.0f}"
 
 
 def eval_transform(input_size: tuple[int, int]) -> Transform:

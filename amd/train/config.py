@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,13 +140,164 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+class ConfigValueError(AmdError):
+    """A configuration value of the wrong type or out of range.
+
+    Attributes:
+        key: The field's name (``epochs``).
+        problem: What is wrong, as ``"must be ..., got ..."``.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"configuration key {key!r} {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range of a numeric setting: ``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    below: float | None = None
+
+    def describe(self, whole: bool) -> str:
+        noun = "a whole number" if whole else "a number"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{noun} from {self.minimum:g} to {self.maximum:g}"
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"at least {self.minimum:g}")
+        if self.above is not None:
+            parts.append(f"above {self.above:g}")
+        if self.maximum is not None:
+            parts.append(f"at most {self.maximum:g}")
+        if self.below is not None:
+            parts.append(f"below {self.below:g}")
+        if not parts:
+            return noun
+        return f"{noun} {'of ' if parts[0].startswith('at ') else ''}" + " and ".join(parts)
+
+    def contains(self, value: float) -> bool:
+        return math.isfinite(value) and not (
+            (self.minimum is not None and value < self.minimum)
+            or (self.maximum is not None and value > self.maximum)
+            or (self.above is not None and value <= self.above)
+            or (self.below is not None and value >= self.below)
+        )
+
+
+#: The allowed values of the numeric settings, as the training panel's form allows them where it has the
+#: field. A run with 0 epochs, a learning rate that is not a positive finite number or a label smoothing of
+#: 2 would "finish" with a model that learnt nothing, or fail after the data are loaded.
+BOUNDS: dict[str, Bounds] = {
+    # RunSettings
+    "seed": Bounds(minimum=0),
+    "workers": Bounds(minimum=0, maximum=64),
+    "eval_every": Bounds(minimum=1),
+    "log_every": Bounds(minimum=1),
+    "max_steps": Bounds(minimum=0),
+    # shared by both jobs
+    "epochs": Bounds(minimum=1, maximum=10000),
+    "p": Bounds(minimum=2, maximum=256),
+    "k": Bounds(minimum=2, maximum=64),
+    "lr": Bounds(above=0, maximum=1),
+    "weight_decay": Bounds(minimum=0, maximum=1),
+    "warmup_epochs": Bounds(minimum=0, maximum=10000),
+    # target
+    "label_smoothing": Bounds(minimum=0, below=1),
+    "triplet_weight": Bounds(minimum=0, maximum=100),
+    "triplet_margin": Bounds(minimum=0, maximum=100),
+    # interpreter
+    "md_weight": Bounds(above=0, maximum=1000),
+    "prior_weight": Bounds(minimum=0, maximum=1000),
+    "aux_weight": Bounds(minimum=0, maximum=1000),
+    "location_lr_scale": Bounds(above=0, maximum=10000),
+    "evidence_weight": Bounds(minimum=0, maximum=1000),
+    "evidence_lr_scale": Bounds(above=0, maximum=10000),
+    "evidence_hidden": Bounds(minimum=0, maximum=4096),
+    "evidence_temperature": Bounds(above=0, maximum=1000),
+    "map_floor": Bounds(minimum=0, below=1),
+    "evidence_cache": Bounds(minimum=0, maximum=1000),
+    "evidence_cache_epochs": Bounds(minimum=1, maximum=10000),
+}
+
+#: Sides of an input size (HEIGHT, WIDTH), in pixels. The backbones run from 8 pixels up; 16 keeps a
+#: usable feature map, and above 2048 a training batch no longer fits a workstation's memory.
+SIZE_BOUNDS = Bounds(minimum=16, maximum=2048)
+
+
+def check_config(cfg: Any) -> None:
+    """Refuse a config whose numbers are out of range (see :data:`BOUNDS` and :data:`SIZE_BOUNDS`).
+
+    Raises:
+        ConfigValueError: The first value out of range, with its key and the range.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == "size" and value is not None:
+            if not all(SIZE_BOUNDS.contains(v) for v in value):
+                shown = "x".join(str(v) for v in value)
+                raise ConfigValueError(
+                    f.name, f"must have both sides from {SIZE_BOUNDS.minimum:g} to {SIZE_BOUNDS.maximum:g} "
+                    f"pixels, got {shown}",
+                )  # fmt: skip
+        bounds = BOUNDS.get(f.name)
+        if bounds is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+            if not bounds.contains(value):
+                raise ConfigValueError(
+                    f.name, f"must be {bounds.describe(isinstance(value, int))}, got {value!r}"
+                )
+
+
+def _typed(name: str, hint: Any, value: Any) -> Any:
+    """``value`` as the field's type, or :class:`ConfigValueError` naming the key and the type wanted."""
+    text = str(hint)
+    if value is None:
+        if "None" in text:
+            return None
+        raise ConfigValueError(name, "must be given a value, got null")
+    if "tuple" in text:
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            return tuple(value)
+        raise ConfigValueError(name, f"must be [HEIGHT, WIDTH] in whole pixels, got {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigValueError(name, f"must be true or false, got {value!r}")
+    if "int" in text and "float" not in text:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigValueError(name, f"must be a whole number, got {value!r}")
+    if "float" in text:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigValueError(name, f"must be a number, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigValueError(name, f"must be text, got {value!r}")
+
+
 def config_from_dict(cls: type, data: Mapping[str, Any]) -> Any:
-    """Rebuild a config dataclass; unknown keys are refused, tuple fields restored."""
+    """Rebuild a config dataclass; unknown keys are refused, each value is checked against its field's type
+    (a whole number for an int, text for a str ...), tuple fields restored.
+
+    Raises:
+        AmdError: An unknown key.
+        ConfigValueError: A value of the wrong type (its range is :func:`check_config`'s to check).
+    """
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise AmdError(f"unknown configuration key(s) {unknown} for {cls.__name__}")
-    values = dict(data)
-    if "size" in values and values["size"] is not None:
-        values["size"] = tuple(values["size"])
+    hints = typing.get_type_hints(cls)
+    values = {key: _typed(key, hints[key], value) for key, value in data.items()}
     return cls(**values)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from amd.data.records import Record
+from amd.data.torch_dataset import read_rgb
 from amd.data.transforms import build_transforms
 from amd.errors import AmdError
 from amd.losses import attribute_classification_loss
@@ -56,8 +57,7 @@ def local_features(
         for i in range(0, len(records), batch):
             crops = []
             for r in records[i : i + batch]:
-                with Image.open(r.path) as im:
-                    crops.append(transform(im.convert("RGB")))
+                crops.append(transform(read_rgb(r.path)))
             with torch.inference_mode():
                 shared = interpreter.target.backbone(torch.stack(crops).to(device), end=interpreter.split)
                 out.append(interpreter._local_features(shared).half().cpu())

@@ -156,7 +156,7 @@ def test_pretrained_partial_file_reports_missing(tmp_path, caplog):
 def test_unreadable_pretrained_file(tmp_path):
     path = tmp_path / "junk.pth"
     path.write_bytes(b"not weights at all")
-    with pytest.raises(PretrainedWeightsError, match="cannot read weights"):
+    with pytest.raises(PretrainedWeightsError, match=r"junk\.pth: not a PyTorch weights file$"):
         build_backbone("resnet18", pretrained_path=path)
 
 

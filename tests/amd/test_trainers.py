@@ -351,3 +351,12 @@ def test_an_evidence_cache_too_large_is_refused_before_any_work(
     with pytest.raises(AmdError, match=r"5 cached copies of \d+ crops would take .* at most 3 fit"):
         evidence_cache.pretrain_evidence(interp, records, (64, 32), np.full(30, 0.5), copies=5, epochs=1,
                                          lr=1e-2, prior_lr=1e-2, weight_decay=0.0)  # fmt: skip
+
+
+def test_resolve_device_refuses_an_unknown_name_with_our_message():
+    from amd.errors import AmdError
+    from amd.train.common import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(AmdError, match="unknown device 'banana'"):
+        resolve_device("banana")
