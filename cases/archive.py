@@ -742,6 +742,52 @@ def open_case(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> 
 # ---------------------------------------------------------------------- importing
 
 
+@dataclass(frozen=True)
+class DuplicateCase:
+    """A case file whose case the workspace already holds (:func:`identical_case`); nothing was imported.
+
+    Attributes:
+        path: The case file.
+        case: The workspace's identical case.
+    """
+
+    path: Path
+    case: CaseInfo
+
+    def message(self, holder: str = "the workspace") -> str:
+        """``holder`` already holds an identical case: case N (title, reference, comparisons...)."""
+        c = self.case
+        return (
+            f"{holder} already holds an identical case: case {c.id} ({c.title!r}, reference "
+            f"{c.reference or '-'}, {c.item_count} comparisons with the same crops, verdicts and notes)"
+        )
+
+
+def identical_case(ws: Workspace, doc: CaseDocument) -> CaseInfo | None:
+    """The workspace's case with the file's title and reference and the same pairs (by crop SHA-256),
+    verdicts and notes in the same order, or ``None``.
+
+    A case file imported twice would otherwise give two copies whose verdicts and notes then drift apart,
+    and no one could tell which is the case of record.
+    """
+    wanted = [(i.query.sha256, i.gallery.sha256, i.verdict, i.notes or None) for i in doc.items]
+    for listed in ws.cases.list():
+        if listed.title != doc.case.title or (listed.reference or None) != (doc.case.reference or None):
+            continue
+        if listed.item_count != len(wanted):
+            continue
+        case = ws.cases.get(listed.id)
+        ids = {i.query_crop_id for i in case.items} | {i.gallery_crop_id for i in case.items}
+        sha = {c.id: c.sha256 for c in ws.crops.get_many(sorted(ids))}
+        have = [
+            (sha.get(i.query_crop_id), sha.get(i.gallery_crop_id), i.verdict, i.notes or None)
+            for i in sorted(case.items, key=lambda i: i.position)
+        ]
+        if have == wanted:
+            return listed
+    return None
+
+
 def import_case(ws: Workspace, path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> CaseInfo:
     """Import a verified case file into a workspace as a new case; its crops come with it.
 

@@ -6,9 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cases.document import CaseDocument
-    from db.records import CaseInfo
-    from db.workspace import Workspace
+    pass
 
 NAME = "case"
 HELP = "Case files: verify one, export it as an HTML or PDF report, save a workspace's case, import one, list cases."
@@ -76,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {export_pdf(doc, args.pdf)}")
         return 0
 
-    from cli import jobs
+    from cli import case_ops, jobs
 
     if args.action == "save":
         from cli.checks import check_output_file
@@ -93,21 +91,15 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"SHA-256 {saved.sha256}")
         elif args.action == "import":
-            from cases.archive import import_case, open_case
+            from cases.archive import DuplicateCase
 
-            twin = _identical_case(ws, open_case(args.casefile))
-            if twin is not None and not args.force:
-                print(
-                    f"error: {args.workspace} already holds an identical case: case {twin.id} "
-                    f"({twin.title!r}, reference {twin.reference or '-'}, {twin.item_count} comparisons with "
-                    "the same crops, verdicts and notes); nothing was imported. Give --force to import "
-                    "another copy",
-                    file=sys.stderr,
-                )
+            result = case_ops.import_case_file(ws, args.casefile, force=args.force)
+            if isinstance(result, DuplicateCase):
+                print(f"error: {result.message(str(args.workspace))}; nothing was imported. Give --force to "
+                      "import another copy", file=sys.stderr)  # fmt: skip
                 return 2
-            case = import_case(ws, args.casefile)
             print(
-                f"imported {args.casefile} as case {case.id} ({case.title!r}, {case.item_count} comparisons)"
+                f"imported {args.casefile} as case {result.id} ({result.title!r}, {result.item_count} comparisons)"
             )
         else:
             for c in ws.cases.list():
@@ -117,28 +109,3 @@ def run(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     return 0
-
-
-def _identical_case(ws: Workspace, doc: CaseDocument) -> CaseInfo | None:
-    """The workspace's case with the file's title and reference and the same pairs (by crop SHA-256),
-    verdicts and notes in the same order, or ``None``.
-
-    A case file imported twice would otherwise give two copies whose verdicts and notes then drift apart,
-    and no one could tell which is the case of record.
-    """
-    wanted = [(i.query.sha256, i.gallery.sha256, i.verdict, i.notes or None) for i in doc.items]
-    for listed in ws.cases.list():
-        if listed.title != doc.case.title or (listed.reference or None) != (doc.case.reference or None):
-            continue
-        if listed.item_count != len(wanted):
-            continue
-        case = ws.cases.get(listed.id)
-        ids = {i.query_crop_id for i in case.items} | {i.gallery_crop_id for i in case.items}
-        sha = {c.id: c.sha256 for c in ws.crops.get_many(sorted(ids))}
-        have = [
-            (sha.get(i.query_crop_id), sha.get(i.gallery_crop_id), i.verdict, i.notes or None)
-            for i in sorted(case.items, key=lambda i: i.position)
-        ]
-        if have == wanted:
-            return listed
-    return None

@@ -23,7 +23,7 @@ from db.errors import StoreError
 
 if TYPE_CHECKING:
     from amd.explain import Explanation
-    from cases.archive import SavedCase, VerifyReport
+    from cases.archive import DuplicateCase, SavedCase, VerifyReport
     from cases.document import CaseDocument
     from cli.workbench import Workbench
     from db.records import AnnotationInfo, CaseInfo, CaseItemInfo, CropInfo
@@ -242,14 +242,21 @@ def verify_case_file(path: str | os.PathLike[str]) -> VerifyReport:
     return verify_case(path)
 
 
-def import_case_file(ws: Workspace, path: str | os.PathLike[str]) -> CaseInfo:
+def import_case_file(ws: Workspace, path: str | os.PathLike[str], force: bool = False) -> CaseInfo | DuplicateCase:
     """Verify a case file and import it as a new case of the workspace (its crops come with it).
+
+    Unless ``force``, a file whose case the workspace already holds (same title, reference, pairs, verdicts
+    and notes) is not imported: the result is then a :class:`cases.archive.DuplicateCase` naming that case.
 
     Raises:
         CaseFileError: The file is refused; the message names the file and every problem.
     """
-    from cases.archive import import_case
+    from cases.archive import DuplicateCase, identical_case, import_case, open_case
 
+    if not force:
+        twin = identical_case(ws, open_case(path))
+        if twin is not None:
+            return DuplicateCase(Path(path), twin)
     return import_case(ws, path)
 
 

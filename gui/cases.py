@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cases.archive import DuplicateCase
 from cli import case_ops
 from gui.dialogs import show_error, show_message
 from gui.qt_util import FlowLayout, ListTableModel
@@ -780,17 +781,24 @@ class CasePanelWidget(QWidget):
 
         return self._long_job("case-file", f"saving {Path(path).name}", job, done, "Save case file")
 
-    def import_case_file(self, path: str | None = None) -> Job | None:
-        """Verify a case file and import it into the workspace as a new case (its crops come with it)."""
+    def import_case_file(self, path: str | None = None, force: bool = False) -> Job | None:
+        """Verify a case file and import it into the workspace as a new case (its crops come with it).
+
+        A file whose case the workspace already holds is not imported unless ``force``: the panel selects
+        that case and asks whether to import another copy (:attr:`confirm_box`).
+        """
         if self.ws() is None:
             return self._no_workspace("Open case file")
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Open a case file", "", CASE_FILTER)
             if not path:
                 return None
-        job = Job(case_ops.import_case_file, self.ws(), path, name="import case")
+        job = Job(case_ops.import_case_file, self.ws(), path, force, name="import case")
 
         def done(case: Any) -> None:
+            if isinstance(case, DuplicateCase):
+                self._offer_copy(case)
+                return
             self.current_id = case.id
             self.message.emit(
                 f"imported '{case.title}' ({case.item_count} comparisons) from {Path(path).name}"
@@ -799,6 +807,24 @@ class CasePanelWidget(QWidget):
             self.case_imported.emit(case)
 
         return self._long_job("case-file", f"opening {Path(path).name}", job, done, "Open case file")
+
+    def _offer_copy(self, duplicate: DuplicateCase) -> None:
+        self.current_id = duplicate.case.id
+        self.reload()
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Open case file",
+            f"{duplicate.path.name}: {duplicate.message('this workspace')}.\n"
+            "Import another copy? Its verdicts and notes would then be kept apart from that case's.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Yes).setText("Import a copy")
+        box.button(QMessageBox.StandardButton.Yes).clicked.connect(
+            lambda: self.import_case_file(str(duplicate.path), force=True)
+        )
+        self._confirm(box)
 
     def verify_case_file(self, path: str | None = None) -> Job | None:
         """Check a case file (every hash, the layout) and say whether it is intact."""

@@ -325,6 +325,19 @@ def test_a_case_is_saved_and_imported_into_another_workspace(qtbot, window, pane
     assert ws.crops.count() == 2  # the crops came with the file
     item = ws.cases.get(panel.current_id).items[0]
     assert [(a.kind, a.label) for a in item.annotations] == [("rect", "face")]
+    # The same file again: not imported, the panel selects the case it already holds and offers a copy.
+    first = panel.current_id
+    panel.current_id = None
+    panel.import_case_file()
+    qtbot.waitUntil(lambda: panel.confirm_box is not None and panel.confirm_box.isVisible(), timeout=30000)
+    assert f"this workspace already holds an identical case: case {first} ('Saved case'" in panel.confirm_box.text()
+    assert len(ws.cases.list()) == 1 and panel.current_id == first
+    with qtbot.waitSignal(panel.case_imported, timeout=60000):
+        panel.confirm_box.button(QMessageBox.StandardButton.Yes).click()
+    assert [c.title for c in ws.cases.list()] == ["Saved case", "Saved case"]
+    panel.current_id = first
+    panel.reload()
+    qtbot.waitUntil(lambda: panel.item_model.rowCount() == 1, timeout=15000)
     # And it opens in the compare view like any item.
     panel.item_view.selectRow(0)
     with qtbot.waitSignal(panel.item_opened, timeout=15000):
