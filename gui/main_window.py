@@ -268,7 +268,10 @@ class MainWindow(QMainWindow):
         undo = self.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.StandardKey.Undo)
         redo = self.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        # Ctrl+Shift+Z everywhere (as the README says), besides the platform's own (Ctrl+Y on some).
+        redo_keys = [QKeySequence("Ctrl+Shift+Z")]
+        redo_keys += [k for k in QKeySequence.keyBindings(QKeySequence.StandardKey.Redo) if k not in redo_keys]
+        redo.setShortcuts(redo_keys)
         edit.addAction(undo)
         edit.addAction(redo)
 

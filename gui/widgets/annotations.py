@@ -457,7 +457,8 @@ class _AnnotationCommand(QUndoCommand):
 
 class AddAnnotationCommand(_AnnotationCommand):
     def __init__(self, editor: AnnotationEditor, shape: Shape) -> None:
-        super().__init__(editor, f"draw {'a ' + shape.kind if shape.kind != 'arrow' else 'an arrow'}")
+        what = {"rect": "a rectangle", "arrow": "an arrow", "text": "a text"}.get(shape.kind, f"a {shape.kind}")
+        super().__init__(editor, f"draw {what}")
         self.shape = shape
 
     def redo(self) -> None:

@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton, QToolButton
 
@@ -217,6 +218,9 @@ def test_a_drawn_rectangle_is_stored_in_crop_pixels_and_undo_redo_follow(qtbot, 
     corner = view.to_widget(g["x"], g["y"])
     assert view.shape_at(corner) is not None and view.scale() != s
 
+    assert window.undo_stack.undoText() == "draw a rectangle"
+    redo = next(a for a in window.findChildren(QAction) if "Redo" in a.text())
+    assert QKeySequence("Ctrl+Shift+Z") in redo.shortcuts()
     window.undo_stack.undo()
     wait_for_writes(qtbot, window)
     assert ws.cases.get_item(item_id).annotations == () and view.shapes == []
