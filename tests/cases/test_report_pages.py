@@ -175,9 +175,11 @@ def test_a_report_of_a_case_file_names_and_hashes_that_file(
     cover_html = text[text.index('<section class="cover">') : text.index("</section>")]
     cover_pdf = _pdf_text(export_pdf(doc, tmp_path / "r.pdf"))[0]
     for cover in (cover_html, cover_pdf):
-        assert "robbery.amdcase (format 1, saved " in cover and digest in cover
-        assert HEX64.findall(cover) == [digest]
+        assert "robbery.amdcase (format 1, saved " in cover
+        # In the PDF a hash wider than its cell is broken over two lines, which reads back with a space.
+        assert "".join(cover.split()).count(digest) == 1
         assert "not saved" not in cover
+    assert HEX64.findall(cover_html) == [digest]
 
 
 def test_times_are_shown_in_utc_minutes_and_a_missing_author_is_left_out(
