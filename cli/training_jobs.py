@@ -30,6 +30,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from amd.train.config import BOUNDS, SIZE_BOUNDS, Bounds
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -136,35 +138,64 @@ def map_modes() -> tuple[str, ...]:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"256x128"`` -> (256, 128); raises ValueError with the reason."""
+    """``"256x128"`` -> (256, 128), each side within :data:`amd.train.config.SIZE_BOUNDS` as on the command
+    line; raises ValueError with the reason."""
     parts = text.lower().replace(" ", "").split("x")
     try:
         h, w = (int(v) for v in parts)
     except ValueError:
         raise ValueError("write it as HEIGHTxWIDTH, e.g. 256x128") from None
-    if not (32 <= h <= 1024 and 32 <= w <= 1024):
-        raise ValueError("height and width must be between 32 and 1024")
+    if not (SIZE_BOUNDS.contains(h) and SIZE_BOUNDS.contains(w)):
+        raise ValueError(
+            f"height and width must be between {SIZE_BOUNDS.minimum:g} and {SIZE_BOUNDS.maximum:g}"
+        )
     return h, w
 
 
-def _int(text: str, lo: int, hi: int) -> int:
+def _ends(bounds: Bounds) -> tuple[float | None, bool, float | None, bool]:
+    """The lower and upper end of ``bounds``, each with whether it is excluded."""
+    lo, lo_open = (bounds.above, True) if bounds.above is not None else (bounds.minimum, False)
+    hi, hi_open = (bounds.below, True) if bounds.below is not None else (bounds.maximum, False)
+    return lo, lo_open, hi, hi_open
+
+
+def _range_text(bounds: Bounds, whole: bool) -> str:
+    """``bounds`` in the form's words: "between 2 and 256" for whole numbers, "in (0, 1]" for others."""
+    lo, lo_open, hi, hi_open = _ends(bounds)
+    if lo is not None and hi is not None:
+        if whole and not (lo_open or hi_open):
+            return f"between {lo:g} and {hi:g}"
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'above' if lo_open else 'at least'} {lo:g}"
+    if hi is not None:
+        return f"{'below' if hi_open else 'at most'} {hi:g}"
+    return "a number"
+
+
+def _int(text: str, name: str) -> int:
+    """The form's field ``name`` as a whole number within the command line's range (:data:`BOUNDS`)."""
     try:
         value = int(str(text).strip())
     except ValueError:
         raise ValueError("must be a whole number") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"must be between {lo} and {hi}")
+    try:
+        inside = BOUNDS[name].contains(value)
+    except OverflowError:  # more digits than a float holds
+        raise ValueError("is far too large") from None
+    if not inside:
+        raise ValueError(f"must be {_range_text(BOUNDS[name], whole=True)}")
     return value
 
 
-def _float(text: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> float:
+def _float(text: str, name: str) -> float:
+    """The form's field ``name`` as a number within the command line's range (:data:`BOUNDS`)."""
     try:
         value = float(str(text).strip())
     except ValueError:
         raise ValueError("must be a number") from None
-    if value != value or (value <= lo if lo_open else value < lo) or (value >= hi if hi_open else value > hi):
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ValueError(f"must be in {left}{lo:g}, {hi:g}{right}")
+    if not BOUNDS[name].contains(value):
+        raise ValueError(f"must be {_range_text(BOUNDS[name], whole=False)}")
     return value
 
 
@@ -225,20 +256,14 @@ def validate_form(
             errors["target"] = "file not found"
         if form.map_mode not in map_modes():
             errors["map_mode"] = f"must be one of {', '.join(map_modes())}"
-    check("epochs", lambda: _int(form.epochs, 1, 10000))
-    check("p", lambda: _int(form.p, 2, 256))
-    check("k", lambda: _int(form.k, 2, 64))
-    check("lr", lambda: _float(form.lr, 0.0, 1.0, lo_open=True))
-    if form.kind == "target":
-        check("triplet_weight", lambda: _float(form.triplet_weight, 0.0, 100.0))
-        check("label_smoothing", lambda: _float(form.label_smoothing, 0.0, 1.0, hi_open=True))
-    else:
-        check("md_weight", lambda: _float(form.md_weight, 0.0, 1000.0, lo_open=True))
-        check("prior_weight", lambda: _float(form.prior_weight, 0.0, 1000.0))
-        check("aux_weight", lambda: _float(form.aux_weight, 0.0, 1000.0))
-    check("eval_every", lambda: _int(form.eval_every, 1, 10000))
-    check("log_every", lambda: _int(form.log_every, 1, 100000))
-    check("workers", lambda: _int(form.workers, 0, 32))
+    # The command line's ranges (amd.train.config.BOUNDS): a run set up in either is accepted by the other.
+    weights = ("triplet_weight", "label_smoothing") if form.kind == "target" else (
+        "md_weight", "prior_weight", "aux_weight"
+    )  # fmt: skip
+    for name in ("epochs", "p", "k", "eval_every", "log_every", "workers"):
+        check(name, lambda name=name: _int(getattr(form, name), name))
+    for name in ("lr", *weights):
+        check(name, lambda name=name: _float(getattr(form, name), name))
     if form.device not in DEVICES:
         errors["device"] = f"must be one of {', '.join(DEVICES)}"
     elif form.device == "cuda" and not cuda_available:

@@ -35,6 +35,7 @@ from gui.compare import CompareWidget
 from gui.compat import GuiThreadCollector, freeze_heap
 from gui.dialogs import show_error, show_message
 from gui.gallery import GalleryModel, GalleryWidget
+from gui.help import install_help_menu
 from gui.identities import (
     AssignCommand,
     DeleteCommand,
@@ -232,6 +233,8 @@ class MainWindow(QMainWindow):
         # Before the layout is restored, so that the case dock gets its saved place.
         self.case_panel = install_case_panel(self)
         self.case_panel.item_verdict_saved.connect(self._on_item_verdict_saved)
+        # Last, so that Help is the menu bar's last menu.
+        self.help_menu = install_help_menu(self)
         self._restore_layout()
 
     # ------------------------------------------------------------------ construction
@@ -272,6 +275,9 @@ class MainWindow(QMainWindow):
         redo_keys = [QKeySequence("Ctrl+Shift+Z")]
         redo_keys += [k for k in QKeySequence.keyBindings(QKeySequence.StandardKey.Redo) if k not in redo_keys]
         redo.setShortcuts(redo_keys)
+        # Their text names the command they would undo; the shortcut list (Help) uses these fixed names.
+        undo.setIconText("Undo")
+        redo.setIconText("Redo")
         edit.addAction(undo)
         edit.addAction(redo)
 

@@ -76,9 +76,11 @@ def test_each_bad_field_gets_its_reason(synth: Path, tmp_path: Path) -> None:
     }
     assert validate_form(small_form(tmp_path))["data"].startswith("no bounding_box_train folder:")
     assert validate_form(small_form(synth, format="csv"))["data"] == "no index.csv: not a CSV layout"
+    # The command line's range (amd.train.config.SIZE_BOUNDS): 16 to 2048 pixels a side.
+    assert "size" not in validate_form(small_form(synth, size="16x2048"))
     assert (
-        validate_form(small_form(synth, size="16x16"))["size"]
-        == "height and width must be between 32 and 1024"
+        validate_form(small_form(synth, size="15x16"))["size"]
+        == "height and width must be between 16 and 2048"
     )
     interp = small_form(synth, kind="interpreter", target=str(tmp_path / "none.pt"), md_weight="0")
     assert validate_form(interp) == {"target": "file not found", "md_weight": "must be in (0, 1000]"}

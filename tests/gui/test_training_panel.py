@@ -332,3 +332,72 @@ def test_legends_sit_above_the_plots_and_the_total_has_its_own_axis(qtbot, panel
     panel.loss_plot.getViewBox().autoRange()
     low, high = panel.loss_plot.getViewBox().viewRange()[1]
     assert high < 1.0 and low > 0.2
+
+
+def test_the_form_shows_the_command_lines_ranges(qtbot, panel, synth: Path) -> None:
+    from amd.train.config import BOUNDS, SIZE_BOUNDS
+
+    fill(panel, small(synth))
+    lo, hi = int(SIZE_BOUNDS.minimum), int(SIZE_BOUNDS.maximum)
+    panel.size_edit.setText(f"{lo}x{hi}")
+    assert "size" not in panel.validate() and panel.start_button.isEnabled()
+    panel.size_edit.setText(f"{hi}x{hi + 1}")
+    assert panel.errors["size"].text() == f"height and width must be between {lo} and {hi}"
+    assert panel.errors["size"].isVisibleTo(panel) and not panel.start_button.isEnabled()
+    panel.size_edit.setText("64x32")
+    # Each reason in the form's words, with the numbers of the command line's range.
+    workers = BOUNDS["workers"]
+    for name, text, reason in (
+        ("workers", f"{workers.maximum + 1:g}", f"must be between 0 and {workers.maximum:g}"),
+        ("eval_every", "0", f"must be at least {BOUNDS['eval_every'].minimum:g}"),
+        ("label_smoothing", "1", "must be in [0, 1)"),
+        ("lr", "0", "must be in (0, 1]"),
+    ):
+        panel.edits[name].setText(text)
+        assert panel.errors[name].text() == reason and panel.errors[name].isVisibleTo(panel)
+    assert not panel.start_button.isEnabled()
+    assert panel.form_message.text() == "4 field(s) to correct before starting."
+
+
+def test_the_form_accepts_exactly_what_the_command_line_accepts(qtbot, panel, synth: Path) -> None:
+    """At both ends of every numeric field's range, and just beyond, the form and the command line's
+    check (:func:`amd.train.config.check_config`) agree."""
+    from amd.train.config import BOUNDS, SIZE_BOUNDS, ConfigValueError, check_config
+
+    def cli_accepts(config, **change) -> bool:
+        try:
+            check_config(dataclasses.replace(config, **change))
+        except ConfigValueError:
+            return False
+        return True
+
+    def edges(name: str, whole: bool) -> list[float]:
+        b = BOUNDS[name]
+        ends = [e for e in (b.minimum, b.maximum, b.above, b.below) if e is not None]
+        step = 1 if whole else 1e-6
+        return sorted({v for e in ends for v in (e - step, e, e + step)} | ({1e6} if whole else set()))
+
+    compared = 0
+    for kind, fields in (
+        ("target", ("epochs", "p", "k", "lr", "triplet_weight", "label_smoothing", "eval_every", "log_every",
+                    "workers")),
+        ("interpreter", ("md_weight", "prior_weight", "aux_weight")),
+    ):  # fmt: skip
+        form = small(synth, kind=kind, map_mode="faithful", target=str(synth / "index.csv"))
+        config = tj.form_to_config(form, str(synth), "market1501", "out.pt", "run")
+        for name in fields:
+            whole = isinstance(getattr(config, name), int)
+            for value in edges(name, whole):
+                text = f"{int(value)}" if whole else repr(value)
+                panel.set_form(dataclasses.replace(form, **{name: text}))
+                form_accepts = name not in panel.validate()
+                cast = int(value) if whole else float(value)
+                assert form_accepts == cli_accepts(config, **{name: cast}), (kind, name, text)
+                compared += 1
+        if kind == "target":
+            lo, hi = int(SIZE_BOUNDS.minimum), int(SIZE_BOUNDS.maximum)
+            for h, w in ((lo, hi), (lo - 1, 64), (64, hi + 1), (hi, lo)):
+                panel.set_form(dataclasses.replace(form, size=f"{h}x{w}"))
+                assert ("size" not in panel.validate()) == cli_accepts(config, size=(h, w)), (h, w)
+                compared += 1
+    assert compared > 60
