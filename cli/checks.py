@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-#: What ``--device`` accepts, for messages and help texts.
+#: What ``--device`` accepts, for messages and help texts (:data:`amd.devices.DEVICE_CHOICES`, which
+#: imports torch).
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(:\d+)?$")
 
@@ -84,17 +85,15 @@ workers_int = whole_number(0, 64)
 def parse_size(text: str) -> tuple[int, int]:
     """An ``argparse`` type: ``"256x128"`` -> (256, 128), each side within the models' range
     (:data:`amd.train.config.SIZE_BOUNDS`)."""
-    from amd.train.config import SIZE_BOUNDS
+    from amd.train.config import size_problem
 
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} must look like HEIGHTxWIDTH, e.g. 256x128") from None
-    if not (SIZE_BOUNDS.contains(h) and SIZE_BOUNDS.contains(w)):
-        raise argparse.ArgumentTypeError(
-            f"must have both sides from {SIZE_BOUNDS.minimum:g} to {SIZE_BOUNDS.maximum:g} pixels, "
-            f"got {text!r}"
-        )
+    problem = size_problem((h, w))
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
     return h, w
 
 
@@ -119,7 +118,8 @@ def device_arg(text: str) -> str:
 
 
 def resolve_device(name: str | None, option: str = "--device") -> str:
-    """The device to run on: ``auto`` (or ``None``) is CUDA when a GPU is usable, else the CPU.
+    """The device to run on: ``auto`` (or ``None``) is CUDA when a GPU is usable, else the CPU
+    (:func:`amd.devices.resolve_device`, after the form check of :func:`device_problem`).
 
     Raises:
         amd.errors.AmdError: ``name`` is not a device, or names a GPU that this machine does not have.
@@ -128,23 +128,9 @@ def resolve_device(name: str | None, option: str = "--device") -> str:
     problem = device_problem(name)
     if problem:
         raise _error(f"{option}: {problem}")
-    import torch
+    from amd.devices import resolve_device as resolve
 
-    available = torch.cuda.is_available()
-    if name == "auto":
-        return "cuda" if available else "cpu"
-    if name.startswith("cuda"):
-        if not available:
-            raise _error(f"device {name!r} was asked for but no CUDA GPU is available; use {option} cpu")
-        index = int(name.partition(":")[2] or 0)
-        count = torch.cuda.device_count()
-        if index >= count:
-            have = ", ".join(f"cuda:{i}" for i in range(count))
-            raise _error(
-                f"device {name!r} was asked for but this machine has {count} CUDA GPU(s) ({have}); "
-                f"use one of them or {option} cpu"
-            )
-    return name
+    return str(resolve(name, option))
 
 
 # ---------------------------------------------------------------------- output paths

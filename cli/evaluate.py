@@ -50,14 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from amd.errors import AmdError
     from amd.evaluate import evaluate_models
     from amd.models import load_pair, load_target
-    from amd.train.common import resolve_device
     from cli import checks
     from cli.explain import write_atomically
 
     if args.synthetic and not args.interpreter:
         raise AmdError("--synthetic scores an interpreter's maps: give --interpreter too")
     checks.check_output_file(args.json, "--json")
-    device = resolve_device(checks.resolve_device(args.device))
+    device = checks.resolve_device(args.device)
     if args.interpreter:
         interpreter, target_info, _ = load_pair(args.target, args.interpreter, device=device)
         target = interpreter.target

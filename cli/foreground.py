@@ -49,12 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from amd.errors import AmdError
     from amd.models import load_pair, save_interpreter
     from amd.pointing import choose_foreground_weights
-    from amd.train.common import resolve_device
     from cli import checks
     from cli.explain import write_atomically
 
     checks.check_outputs((args.out, "--out"), (args.json, "--json"))
-    device = resolve_device(checks.resolve_device(args.device))
+    device = checks.resolve_device(args.device)
     interpreter, target_info, info = load_pair(args.target, args.interpreter, device=device)
     interpreter = interpreter.float().eval()
     dataset = load_dataset(args.data, "market1501", require_attributes=True)

@@ -201,7 +201,7 @@ class Workspace:
             db_url = given_url or parse_database_url(
                 config.get("database_url") or f"sqlite:///{root / DB_FILENAME}"
             )
-            engine = _engine_or_error(db_url, busy_timeout_s)
+            engine = make_engine(db_url, busy_timeout_s)
             ws = cls(root, db_url, engine, busy_timeout_s, actor, fsync)
             try:
                 ws._upgrade()
@@ -381,14 +381,6 @@ def parse_database_url(url: str) -> URL:
             f"{shown!r}: the database driver is not installed ({exc}); install it or choose another URL"
         ) from None
     return parsed
-
-
-def _engine_or_error(url: URL, busy_timeout_s: float) -> Engine:
-    try:
-        return make_engine(url, busy_timeout_s)
-    except ImportError as exc:
-        shown = url.render_as_string(hide_password=True)
-        raise WorkspaceError(f"{shown!r}: the database driver is not installed ({exc})") from None
 
 
 def _remove_created(root: Path, made: list[Path]) -> None:

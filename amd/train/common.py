@@ -35,21 +35,6 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as torch understands it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError) as exc:
-        raise AmdError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N): {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AmdError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise AmdError(f"device {name!r} was asked for but this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
 def train_loader(
     records: Sequence[Record], size: tuple[int, int], p: int, k: int, seed: int, workers: int
 ) -> tuple[DataLoader, dict[int, int]]:

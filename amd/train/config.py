@@ -229,6 +229,13 @@ BOUNDS: dict[str, Bounds] = {
 SIZE_BOUNDS = Bounds(minimum=16, maximum=2048)
 
 
+def size_problem(size: tuple[int, int]) -> str | None:
+    """What is wrong with an input size (HEIGHT, WIDTH) as ``"must have ..."``, or ``None`` (:data:`SIZE_BOUNDS`)."""
+    if all(SIZE_BOUNDS.contains(v) for v in size):
+        return None
+    return f"must have both sides from {SIZE_BOUNDS.minimum:g} to {SIZE_BOUNDS.maximum:g} pixels"
+
+
 def check_config(cfg: Any) -> None:
     """Refuse a config whose numbers are out of range (see :data:`BOUNDS` and :data:`SIZE_BOUNDS`).
 
@@ -237,13 +244,8 @@ def check_config(cfg: Any) -> None:
     """
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        if f.name == "size" and value is not None:
-            if not all(SIZE_BOUNDS.contains(v) for v in value):
-                shown = "x".join(str(v) for v in value)
-                raise ConfigValueError(
-                    f.name, f"must have both sides from {SIZE_BOUNDS.minimum:g} to {SIZE_BOUNDS.maximum:g} "
-                    f"pixels, got {shown}",
-                )  # fmt: skip
+        if f.name == "size" and value is not None and (problem := size_problem(value)) is not None:
+            raise ConfigValueError(f.name, f"{problem}, got {'x'.join(str(v) for v in value)}")
         bounds = BOUNDS.get(f.name)
         if bounds is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
             if not bounds.contains(value):

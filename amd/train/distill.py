@@ -11,6 +11,7 @@ import torch
 
 from amd.data.load import load_dataset
 from amd.data.records import Dataset
+from amd.devices import resolve_device
 from amd.errors import AmdError
 from amd.evaluate import explanation_metrics
 from amd.losses import amd_loss, attribute_classification_loss
@@ -18,7 +19,7 @@ from amd.models import Interpreter, load_target, save_interpreter
 from amd.models.checkpoint import read_checkpoint
 from amd.pointing import pointing_groups
 from amd.schema import AttributeSchema
-from amd.train.common import TrainResult, drive, resolve_device, train_loader
+from amd.train.common import TrainResult, drive, train_loader
 from amd.train.config import DistillConfig, config_to_dict
 from amd.train.evidence_cache import pretrain_evidence
 from amd.train.hooks import JsonLinesWriter

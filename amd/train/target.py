@@ -9,12 +9,13 @@ import torch
 
 from amd.data.load import load_dataset
 from amd.data.records import Dataset
+from amd.devices import resolve_device
 from amd.errors import AmdError
 from amd.evaluate import retrieval_metrics
 from amd.losses import batch_hard_triplet_loss, circle_softmax_loss, cross_entropy_label_smoothing
 from amd.models import build_target, save_target
 from amd.train import distributed
-from amd.train.common import TrainResult, drive, resolve_device, train_loader
+from amd.train.common import TrainResult, drive, train_loader
 from amd.train.config import TargetTrainConfig, config_to_dict
 from amd.train.loop import Trainer, lr_factor
 

@@ -354,8 +354,8 @@ def test_an_evidence_cache_too_large_is_refused_before_any_work(
 
 
 def test_resolve_device_refuses_an_unknown_name_with_our_message():
+    from amd.devices import resolve_device
     from amd.errors import AmdError
-    from amd.train.common import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(AmdError, match="unknown device 'banana'"):
