@@ -676,17 +676,13 @@ class CasePanelWidget(QWidget):
         case = self.current_case()
         if case is None:
             return None
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        return self._ask(
             "Delete case",
             f"Delete the case '{case.title}' and its {case.item_count} item{'s' * (case.item_count != 1)}, "
             "with their verdicts, notes and annotations?\nThe crops stay in the workspace.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+            lambda: self._delete_case(case),
+            cancel_by_default=True,
         )
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.button(QMessageBox.StandardButton.Yes).clicked.connect(lambda: self._delete_case(case))
-        return self._confirm(box)
 
     def _delete_case(self, case: Any) -> None:
         def done(_r: Any) -> None:
@@ -734,16 +730,12 @@ class CasePanelWidget(QWidget):
         if not confirm:
             return self._remove_item(row)
         n = len(row.item.annotations)
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        return self._ask(
             "Remove item",
             f"Take item {row.number} out of the case?"
             + (f" Its {n} annotation{'s' * (n != 1)} go with it." if n else ""),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+            lambda: self._remove_item(row),
         )
-        box.button(QMessageBox.StandardButton.Yes).clicked.connect(lambda: self._remove_item(row))
-        return self._confirm(box)
 
     def _remove_item(self, row: case_ops.ItemRow) -> Job:
         def done(_r: Any) -> None:
@@ -811,20 +803,14 @@ class CasePanelWidget(QWidget):
     def _offer_copy(self, duplicate: DuplicateCase) -> None:
         self.current_id = duplicate.case.id
         self.reload()
-        box = QMessageBox(
-            QMessageBox.Icon.Question,
+        self._ask(
             "Open case file",
             f"{duplicate.path.name}: {duplicate.message('this workspace')}.\n"
             "Import another copy? Its verdicts and notes would then be kept apart from that case's.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            self,
+            lambda: self.import_case_file(str(duplicate.path), force=True),
+            yes_text="Import a copy",
+            cancel_by_default=True,
         )
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.button(QMessageBox.StandardButton.Yes).setText("Import a copy")
-        box.button(QMessageBox.StandardButton.Yes).clicked.connect(
-            lambda: self.import_case_file(str(duplicate.path), force=True)
-        )
-        self._confirm(box)
 
     def verify_case_file(self, path: str | None = None) -> Job | None:
         """Check a case file (every hash, the layout) and say whether it is intact."""
@@ -1023,7 +1009,28 @@ class CasePanelWidget(QWidget):
         self.dialog = dialog
         return dialog
 
-    def _confirm(self, box: QMessageBox) -> QMessageBox:
+    def _ask(
+        self,
+        title: str,
+        text: str,
+        on_yes: Callable[[], Any],
+        yes_text: str | None = None,
+        cancel_by_default: bool = False,
+    ) -> QMessageBox:
+        """A Yes / Cancel question that does not block (:attr:`confirm_box`); ``on_yes`` runs on Yes."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            self,
+        )
+        if cancel_by_default:
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        if yes_text:
+            yes.setText(yes_text)
+        yes.clicked.connect(on_yes)
         box.setObjectName("confirm")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         box.open()

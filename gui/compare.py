@@ -546,7 +546,7 @@ class CompareWidget(QWidget):
         """Schema positions of the (up to) three largest shares, in the order of the top-3 colours."""
         if self.explanation is None:
             return []
-        return [int(i) for i in np.argsort(-np.asarray(self.explanation.shares), kind="stable")[:3]]
+        return self.explanation.order()[:3]
 
     def _on_top3_toggled(self, _checked: bool) -> None:
         self._show_top3()

@@ -34,6 +34,11 @@ NOMINAL_LABEL = "short lower-body clothing  10.0%"
 DISTANCE_DECIMALS = 2
 
 
+def row_text(label: str, share: float) -> str:
+    """A row's label as the chart writes it: the attribute (or "other N attributes") and its share."""
+    return f"{label}  {100 * share:.1f}%"
+
+
 def format_distance(value: float, sign: bool = False) -> str:
     """A distance (or a part or difference of one) as the GUI writes it: :data:`DISTANCE_DECIMALS` decimals."""
     return f"{value:{'+' if sign else ''}.{DISTANCE_DECIMALS}f}"
@@ -189,11 +194,9 @@ class ContributionChartWidget(QWidget):
 
         The "other" row is counted at its widest (every attribute, 100 %), so that no height needs more.
         """
-        texts = [
-            f"{label}  {100 * share:.1f}%" for label, share in zip(self.labels, self.shares, strict=True)
-        ]
+        texts = [row_text(label, share) for label, share in zip(self.labels, self.shares, strict=True)]
         if len(self.labels) > MIN_ROWS:
-            texts.append(f"other {len(self.labels)} attributes  100.0%")
+            texts.append(row_text(f"other {len(self.labels)} attributes", 1.0))
         return texts or [NOMINAL_LABEL]
 
     def minimumSizeHint(self) -> QSize:
@@ -212,7 +215,7 @@ class ContributionChartWidget(QWidget):
         keep = order if len(order) <= capacity else order[: capacity - 1]
         rows = [
             ChartRow(
-                f"{self.labels[i]}  {100 * self.shares[i]:.1f}%",
+                row_text(self.labels[i], self.shares[i]),
                 float(self.values[i]),
                 float(self.shares[i]),
                 (i,),
@@ -224,7 +227,7 @@ class ContributionChartWidget(QWidget):
             share = float(self.shares[list(rest)].sum())
             rows.append(
                 ChartRow(
-                    f"other {len(rest)} attributes  {100 * share:.1f}%",
+                    row_text(f"other {len(rest)} attributes", share),
                     float(self.values[list(rest)].sum()),
                     share,
                     rest,
@@ -292,7 +295,7 @@ class ContributionChartWidget(QWidget):
         if not r.is_other:
             label = self.labels[r.members[0]]
             return f"{label}: share {100 * r.share:.1f}%, component {format_distance(r.component)}"
-        lines = "<br>".join(f"{self.labels[i]}  {100 * self.shares[i]:.1f}%" for i in r.members)
+        lines = "<br>".join(row_text(self.labels[i], self.shares[i]) for i in r.members)
         return (
             f"<b>{len(r.members)} attributes with the smallest shares</b> ({100 * r.share:.1f}% together, "
             f"components {format_distance(r.component)}); click to show one:<br>{lines}"
@@ -332,7 +335,7 @@ class ContributionChartWidget(QWidget):
         menu = QMenu(self)
         menu.setObjectName("chart_other_menu")
         for i in self.rows[row].members:
-            action = menu.addAction(f"{self.labels[i]}  {100 * self.shares[i]:.1f}%")
+            action = menu.addAction(row_text(self.labels[i], self.shares[i]))
             action.setCheckable(True)
             action.setChecked(i == self.selected)
             action.triggered.connect(lambda _checked=False, i=i: self.attribute_clicked.emit(i))
