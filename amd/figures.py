@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from amd.explain import Explanation
 from amd.models.inputs import ImageLike, to_rgb
-from amd.visual import TOP_COLOURS, top_regions
+from amd.visual import TOP_COLOURS, dashed_vline, even_share_text, top_regions
 
 #: Height of each crop in the picture (crops are scaled up so that the outlines stay visible).
 CROP_HEIGHT = 256
@@ -64,7 +64,8 @@ def render_pair_figure(
 
     Layout: the two crops with the three regions together (the first attribute on top), below them one
     small pair of crops per attribute with only its region (regions of different attributes often
-    overlap), and on the right a bar per attribute sorted by share, the three drawn in their colours.
+    overlap), and on the right a bar per attribute sorted by share, the three drawn in their colours, with a
+    dashed line at the even share 1/M (where every bar would end if the distance were split evenly).
 
     Args:
         explanation: The pair's explanation (maps at each crop's own size).
@@ -103,7 +104,7 @@ def render_pair_figure(
     left_w = max(crop_a.width + gap + crop_b.width, sum(slot_w) + gap * max(len(slot_w) - 1, 0), 300)
     header = 28
     left_h = header + 14 + CROP_HEIGHT + 12 + 20 + small_h
-    chart_h = 34 + row * len(shown)
+    chart_h = 34 + row * len(shown) + row  # the bars and the even-share caption below them
     width = pad + left_w + 2 * pad + chart_w + pad
     height = pad + max(left_h, chart_h) + pad
     canvas = Image.new("RGB", (width, height), _BACKGROUND)
@@ -134,12 +135,22 @@ def render_pair_figure(
     peak = max(float(explanation.shares[shown[0]]), 1e-12)
     colours = {i: c for c, i in zip(TOP_COLOURS, top, strict=False)}
     y = pad + 34
+    m = len(explanation.shares)
+    # The even-share line goes behind the bars and their figures, which hide it where they cross it.
+    even_x = x0 + label_w + round(bar_w * (1.0 / m) / peak)
+    dashed_vline(draw, even_x, y, y + row * len(shown))
     for i in shown:
         share = float(explanation.shares[i])
         label = explanation.labels[i]
         draw.text((x0 + label_w - 10 - _text_width(draw, label, small), y + 3), label, fill=_TEXT, font=small)
         length = max(1, round(bar_w * share / peak))
         draw.rectangle((x0 + label_w, y + 4, x0 + label_w + length, y + row - 4), fill=colours.get(i, _BAR))
-        draw.text((x0 + label_w + length + 6, y + 3), f"{100 * share:.1f} %", fill=_MUTED, font=small)
+        figure = f"{100 * share:.1f} %"
+        at = (x0 + label_w + length + 6, y + 3)
+        left, _, right, _ = draw.textbbox(at, figure, font=small)
+        draw.rectangle((left - 3, y, right + 3, y + row - 1), fill=_BACKGROUND)
+        draw.text(at, figure, fill=_MUTED, font=small)
         y += row
+    dashed_vline(draw, x0 + label_w, y + 4, y + row - 4)
+    draw.text((x0 + label_w + 6, y + 3), even_share_text(m, space=" "), fill=_MUTED, font=small)
     return canvas

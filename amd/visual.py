@@ -27,6 +27,23 @@ COLOUR_MAPS: tuple[str, ...] = tuple(_STOPS)
 #: Distinct colours of the top-3 mode (first, second, third attribute); none is a colour of the chart's bars.
 TOP_COLOURS: tuple[tuple[int, int, int], ...] = ((230, 57, 70), (69, 123, 215), (244, 162, 97))
 
+#: Colour of the share charts' dashed even-share line (the sum of the components over M: where every bar
+#: would end if the distance were split evenly over the attributes).
+EVEN_COLOUR: tuple[int, int, int] = (70, 70, 70)
+
+
+def even_share_text(count: int, space: str = "") -> str:
+    """What the even-share line stands for: ``"even share 1/26 = 3.8%"`` (``space`` goes before the %)."""
+    return f"even share 1/{count} = {100 / count:.1f}{space}%" if count > 0 else "even share"
+
+
+def dashed_vline(draw, x: int, top: int, bottom: int, colour: tuple[int, int, int] = EVEN_COLOUR,
+                 width: int = 1, dash: int = 4) -> None:  # fmt: skip
+    """A vertical dashed line on a ``PIL.ImageDraw`` canvas from ``top`` to ``bottom`` (dashes and gaps
+    ``dash`` pixels long)."""
+    for y in range(top, bottom, 2 * dash):
+        draw.line((x, y, x, min(y + dash - 1, bottom)), fill=colour, width=width)
+
 
 def lookup_table(name: str) -> np.ndarray:
     """(256, 3) uint8 colour table of colour map ``name``."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from amd.visual import blend, normalise_pair
+from amd.visual import blend, dashed_vline, even_share_text, normalise_pair
 from cases.snapshot import ExplanationData
 
 #: Bars of the chart: attributes the two crops differ in, those they share, and bars of a pair
@@ -89,6 +89,8 @@ def chart(data: ExplanationData, top: int = 12, width: int = 640, scale: float =
 
     Each bar is labelled with the attribute, its component and its share; bars are coloured by
     whether the crops' predicted attributes differ (:data:`DIFFERING`) or agree (:data:`COMMON`).
+    A dashed line marks the even share, the sum of the components over M (where every bar would end
+    if the distance were split evenly over the attributes).
 
     Args:
         data: The decoded explanation.
@@ -118,6 +120,12 @@ def chart(data: ExplanationData, top: int = 12, width: int = 640, scale: float =
     bar_x0 = pad + label_w
     bar_max = width - bar_x0 - value_w - pad
     biggest = max((float(data.components[i]) for i in order), default=0.0) or 1.0
+    count = len(data.components)
+    if order:
+        # Behind the bars and their figures, which hide it where they cross it.
+        even = float(np.sum(data.components)) / count
+        top_y = title_h + pad
+        dashed_vline(draw, bar_x0 + round(bar_max * even / biggest), top_y, top_y + row * len(order), width=px(1))
     for k, i in enumerate(order):
         y = title_h + pad + k * row
         label = data.labels[i]
@@ -128,19 +136,23 @@ def chart(data: ExplanationData, top: int = 12, width: int = 640, scale: float =
         colour = UNKNOWN if differs is None else DIFFERING if differs else COMMON
         length = max(1, round(bar_max * float(data.components[i]) / biggest))
         draw.rectangle((bar_x0, y + px(4), bar_x0 + length, y + row - px(4)), fill=colour)
-        draw.text(
-            (bar_x0 + length + px(6), y + px(5)),
-            f"{float(data.components[i]):.4f} ({percent(float(data.shares[i]))})",
-            fill=(30, 30, 30),
-            font=label_font,
+        figure = f"{float(data.components[i]):.4f} ({percent(float(data.shares[i]))})"
+        at = (bar_x0 + length + px(6), y + px(5))
+        draw.rectangle(
+            (at[0] - px(3), y, at[0] + round(draw.textlength(figure, font=label_font)) + px(3), y + row - 1),
+            fill="white",
         )
+        draw.text(at, figure, fill=(30, 30, 30), font=label_font)
     y = height - pad - px(14)
+    x = pad
     if data.predicted_query is not None:
-        x = pad
         for colour, text in ((DIFFERING, DIFFERING_TEXT), (COMMON, COMMON_TEXT)):
             draw.rectangle((x, y + px(2), x + px(12), y + px(12)), fill=colour)
             draw.text((x + px(18), y), text, fill=(30, 30, 30), font=legend_font)
             x += px(18) + round(draw.textlength(text, font=legend_font)) + px(24)
+    if order:
+        dashed_vline(draw, x + px(6), y, y + px(14), width=px(1), dash=px(3))
+        draw.text((x + px(18), y), even_share_text(count), fill=(30, 30, 30), font=legend_font)
     return img
 
 

@@ -34,12 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from amd.visual import COLOUR_MAPS, TOP_COLOURS, blend, normalise_pair, top_regions
+from amd.visual import COLOUR_MAPS, TOP_COLOURS, blend, even_share_text, normalise_pair, top_regions
 from gui.qt_util import FlowLayout
 from gui.widgets.annotations import COLOURS, AnnotatedCropViewWidget, AnnotationEditor
 from gui.widgets.chart import (
     COMMON_COLOUR,
     DIFFER_COLOUR,
+    EVEN_COLOUR,
     MUTED_COLOUR,
     ContributionChartWidget,
     format_distance,
@@ -63,6 +64,12 @@ def _reading(probability: float) -> str:
 def _swatch(colour: QColor) -> str:
     """A coloured square for rich-text legends."""
     return f"<span style='color:{colour.name()}; font-size:large'>&#9632;</span>"
+
+
+def _even_mark(count: int) -> str:
+    """The legend entry of the chart's dashed even-share line."""
+    mark = f"<span style='color:{EVEN_COLOUR.name()}; font-weight:bold'>&#9478;</span>"
+    return f"{mark} {even_share_text(count)}"
 
 
 #: The top-3 mode's colours (first, second, third attribute), as drawn on the crops.
@@ -574,13 +581,14 @@ class CompareWidget(QWidget):
             )
             self.chart_legend.setText(
                 f"{''.join(_swatch(c) for c in TOP_QCOLOURS[: len(top)])} the three largest, as on the "
-                f"crops &nbsp; {_swatch(MUTED_COLOUR)} the others"
+                f"crops &nbsp; {_swatch(MUTED_COLOUR)} the others &nbsp; {_even_mark(len(labels))}"
             )
         else:
             self.top3_legend.clear()
             self.chart_legend.setText(
                 f"{_swatch(DIFFER_COLOUR)} differing &nbsp; "
                 f"{_swatch(COMMON_COLOUR)} common (predicted attributes)"
+                + (f" &nbsp; {_even_mark(len(labels))}" if labels else "")
             )
         self.top3_legend.setVisible(bool(top))
 

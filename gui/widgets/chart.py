@@ -12,6 +12,9 @@ from PySide6.QtCore import QPoint, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
+from amd.visual import EVEN_COLOUR as VISUAL_EVEN_COLOUR
+from amd.visual import even_share_text
+
 DIFFER_COLOUR = QColor(231, 111, 81)
 COMMON_COLOUR = QColor(42, 157, 143)
 UNKNOWN_COLOUR = QColor(120, 144, 176)
@@ -20,6 +23,9 @@ OTHER_COLOUR = QColor(200, 200, 200)
 #: Bars that are not marked while some are (the top-3 mode colours only its three).
 MUTED_COLOUR = QColor(175, 175, 175)
 SELECTED_PEN = pg.mkPen(QColor(20, 20, 20), width=2)
+#: The even-share line: where every bar would end if the distance were split evenly over the attributes.
+EVEN_COLOUR = QColor(*VISUAL_EVEN_COLOUR)
+EVEN_PEN = pg.mkPen(EVEN_COLOUR, width=1.5, style=Qt.PenStyle.DashLine)
 #: Space between two rows' labels, in pixels, on top of the label's own height.
 ROW_GAP_PX = 3
 #: Rows kept however small the chart: the three largest attributes and the rest.
@@ -77,6 +83,9 @@ class ContributionChartWidget(QWidget):
     Differing attributes (the two crops disagree on it) and common ones are coloured apart; clicking
     a bar or its label emits :attr:`attribute_clicked` with the attribute's position in the schema.
 
+    A dashed vertical line marks the even share, the sum of the components divided by M: where every
+    bar would end if the distance were split evenly, so the attributes that stand out end right of it.
+
     Every row is at least one label high, so labels never overlap: when the chart is too short for
     all attributes, the largest ones keep their own rows and the rest share one last bar, "other N
     attributes", with their summed share. Its tooltip lists them, and clicking it offers them in a menu.
@@ -105,6 +114,10 @@ class ContributionChartWidget(QWidget):
         self.off_scale = pg.TextItem("", color=QColor(60, 60, 60), anchor=(1.0, 0.5))
         self.off_scale.setFont(self.font_)
         self.plot.addItem(self.off_scale)
+        self.even_line = pg.InfiniteLine(angle=90, movable=False, pen=EVEN_PEN)
+        self.even_line.setZValue(10)
+        self.even_line.setVisible(False)
+        self.plot.addItem(self.even_line)
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
         self.plot.getPlotItem().vb.sigResized.connect(self._on_view_resized)
@@ -165,6 +178,12 @@ class ContributionChartWidget(QWidget):
         """
         self.marks = dict(colours or {})
         self._redraw()
+
+    def even_component(self) -> float | None:
+        """Where the even-share line stands: the sum of the components over M (``None`` without data)."""
+        if not len(self.values):
+            return None
+        return float(self.values.sum()) / len(self.values)
 
     def bar_count(self) -> int:
         """Number of attributes shown (some may share the "other" bar)."""
@@ -259,6 +278,14 @@ class ContributionChartWidget(QWidget):
         top = max(singles) if singles else 1.0
         right = top * 1.05 if top > 0 else 1.0
         self.plot.setXRange(0, right, padding=0)
+        even = self.even_component()
+        self.even_line.setVisible(even is not None)
+        if even is not None:
+            self.even_line.setValue(even)
+            self.even_line.setToolTip(
+                f"{even_share_text(len(self.values))}: a bar that ends right of this line carries more "
+                "than its even part of the distance"
+            )
         self.plot.setYRange(-0.6, max(n - 0.4, 0.4), padding=0)
         other = self.rows[-1] if self.rows and self.rows[-1].is_other else None
         if other is not None and other.component > right:

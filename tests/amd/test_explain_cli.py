@@ -81,13 +81,20 @@ def test_explainer_from_files_folds_without_changing_the_numbers(files) -> None:
 
 def test_pair_figure_outlines_the_top_attributes_in_their_colours(files) -> None:
     from amd.figures import CROP_HEIGHT, render_pair_figure
-    from amd.visual import TOP_COLOURS
+    from amd.visual import EVEN_COLOUR, TOP_COLOURS
 
     e = Explainer.from_files(files["target"], files["interpreter"]).explain(files["a"], files["b"])
     picture = np.asarray(render_pair_figure(e, files["a"], files["b"]))
     assert picture.shape[0] >= CROP_HEIGHT and picture.shape[2] == 3
     colours = {tuple(c) for c in picture.reshape(-1, 3)}
     assert all(c in colours for c in TOP_COLOURS)  # outlines, legend swatches and bars
+    # The dashed even-share line: at 1/M of the share scale, whose full length is the largest share's bar.
+    first = np.all(picture == TOP_COLOURS[0], axis=2)
+    runs = [(int(np.flatnonzero(row).min()), int(np.flatnonzero(row).max())) for row in first if row.any()]
+    start, end = max(runs, key=lambda r: r[1] - r[0])  # the first bar, the longest run of its colour
+    counts = np.all(picture == EVEN_COLOUR, axis=2).sum(axis=0)
+    expected = start + (end - start) * (1 / len(e.shares)) / float(e.shares.max())
+    assert abs(int(np.argmax(counts)) - expected) <= 1.5 and counts.max() >= 20
 
 
 def test_explain_refuses_a_foreign_interpreter(files, tmp_path: Path, capsys) -> None:

@@ -47,3 +47,19 @@ def test_top_regions_tint_each_maps_strongest_part() -> None:
     assert tuple(out[1, 5]) == TOP_COLOURS[0]
     assert tuple(out[8, 5]) == TOP_COLOURS[1]
     assert tuple(out[5, 5]) == (0, 0, 0)
+
+
+def test_even_share_text_and_dashed_line() -> None:
+    from PIL import Image, ImageDraw
+
+    from amd.visual import EVEN_COLOUR, dashed_vline, even_share_text
+
+    assert even_share_text(26) == "even share 1/26 = 3.8%"
+    assert even_share_text(4, space=" ") == "even share 1/4 = 25.0 %"
+    assert even_share_text(0) == "even share"
+    image = Image.new("RGB", (5, 20), "white")
+    dashed_vline(ImageDraw.Draw(image), 2, 0, 19, dash=4)
+    column = np.all(np.asarray(image)[:, 2] == EVEN_COLOUR, axis=1)
+    # Dashes of 4 pixels, gaps of 4: rows 0-3, 8-11, 16-19; nothing in the other columns.
+    assert np.flatnonzero(column).tolist() == [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19]
+    assert np.asarray(image)[:, [0, 1, 3, 4]].min() == 255

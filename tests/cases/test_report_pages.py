@@ -290,3 +290,30 @@ def test_reports_use_the_compare_views_colours_words_and_numbers(
     # Predicted attributes as the compare view's "Crop A / Crop B" columns show them.
     assert "<th>Crop A</th><th>Crop B</th>" in text
     assert "yes 90%" in text and "no 20%" in text and "Pred." not in text
+
+
+def _dashed_column(pixels: np.ndarray, colour: tuple[int, int, int]) -> tuple[int, int]:
+    """(x, count) of the column holding the most pixels of ``colour``."""
+    counts = np.all(pixels == colour, axis=2).sum(axis=0)
+    return int(np.argmax(counts)), int(counts.max())
+
+
+def test_report_chart_marks_the_even_share_between_the_bars() -> None:
+    from amd.visual import EVEN_COLOUR
+
+    data = decode_snapshot(explanation_snapshot(fake_explanation()))
+    pixels = np.asarray(render.chart(data))
+    x, count = _dashed_column(pixels, EVEN_COLOUR)
+    bars = np.all(pixels == render.DIFFERING, axis=2) | np.all(pixels == render.COMMON, axis=2)
+    bars[bars.sum(axis=1) < 40] = False  # the legend's two small swatches are not bars
+    columns = np.flatnonzero(bars.any(axis=0))
+    start = int(columns.min())
+    # The longest bar is the largest component; the line stands at the mean component on the same scale.
+    end = int(columns.max())
+    components = np.asarray(data.components)
+    expected = start + (end - start) * components.mean() / components.max()
+    assert abs(x - expected) <= 1.5 and count >= 20
+    # Components 0.16, 0.48, 0.08, 0.32, 0.16: two bars end right of the line, three left of it.
+    ends = [int(np.flatnonzero(row).max()) for row in bars if row.any()]
+    assert len({e for e in ends if e > x}) == 2
+

@@ -379,3 +379,22 @@ def test_long_annotation_text_wraps_inside_the_crop_with_the_whole_text_in_a_too
         QApplication.sendEvent(view, event)
         assert QToolTip.text() == shape.label
     assert view.label_tooltip(QPointF(area.right() - 2, area.bottom() - 2)) == ""
+
+
+def test_chart_marks_the_even_share_and_says_so_in_the_legend(qtbot, compare, images, labels):
+    _show_pair(qtbot, compare, images)
+    chart, e = compare.chart, compare.explanation
+    line = chart.even_line
+    # Where every bar would end if the distance were split evenly: the sum of the components over M.
+    assert line.isVisible()
+    assert line.value() == pytest.approx(float(np.sum(e.components)) / M)
+    assert chart.even_component() == pytest.approx(float(np.mean(e.components)))
+    longer = [i for i in range(M) if e.components[i] > line.value()]
+    assert all(e.shares[i] > 1 / M for i in longer) and 0 < len(longer) < M
+    # Inside the view, left of the largest bar.
+    assert 0 < line.value() < chart.plot.viewRange()[0][1]
+    assert f"even share 1/{M} = {100 / M:.1f}%" in compare.chart_legend.text()
+    compare.top3.setChecked(True)
+    assert f"even share 1/{M} = {100 / M:.1f}%" in compare.chart_legend.text()
+    chart.clear()
+    assert not line.isVisible() and chart.even_component() is None
