@@ -1,4 +1,4 @@
-"""Evaluation of a target model and its interpreter on a dataset (DESIGN §3), shared by the trainers,
+"""Evaluation of a target model and its interpreter on a dataset, shared by the trainers,
 the ``evaluate`` command and the benchmarks.
 
 - Retrieval of the target (Rank-1/5/10, mAP, mINP) and of the interpreter's distance sum_m d_m

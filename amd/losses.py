@@ -1,7 +1,7 @@
 """Losses: the AMD distillation and attribute prior losses, and those that train a target model.
 
-All are pure functions of tensors. The AMD losses follow the paper (DESIGN §3) over a batch of B images
-and M attributes:
+All are pure functions of tensors. The AMD losses follow the paper (Chen et al., ICCV 2021) over a batch of B
+images and M attributes:
 
 - d (B, B): the target's Euclidean distances, d_m (B, B, M): the per-attribute distances;
 - shares p_m = d_m / sum_k d_k, with every share of a pair taken as 1/M on the diagonal (and for a pair

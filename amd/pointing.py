@@ -47,7 +47,7 @@ import torch
 from PIL import Image
 
 from amd.data.records import Dataset, Record
-from amd.errors import DatasetError
+from amd.errors import AmdError, DatasetError
 from amd.evaluate import ids_and_cameras, interpreter_features
 from amd.inference import inference_copy
 from amd.metrics import euclidean_distances
@@ -569,6 +569,11 @@ def choose_foreground_weights(
         AmdError: The interpreter's maps do not come from evidence.
     """
     say = on_progress or (lambda message: None)
+    if getattr(interpreter, "evidence", None) is None:
+        raise AmdError(
+            "this interpreter's maps do not come from an evidence classifier (distil with --map-source "
+            "evidence or pinned); foreground weights lean only such maps"
+        )
     values = tuple(float(g) for g in grid)
     if 0.0 not in values or any(g < 0 for g in values):
         raise ValueError("the grid must hold 0 and no negative value")

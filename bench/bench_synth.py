@@ -59,6 +59,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     size = parse_size(args.size)
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)  # made if missing, like the commands' output folders
     per_id = 8
     ids = max(2, args.n // per_id)
     cfg = SynthConfig(

@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     device = checks.resolve_device(args.device)
     interpreter, target_info, info = load_pair(args.target, args.interpreter, device=device)
     interpreter = interpreter.float().eval()
+    if interpreter.evidence is None:
+        raise AmdError(
+            f"{args.interpreter}: its maps do not come from an evidence classifier (distil with --map-source "
+            "evidence or pinned); foreground weights lean only such maps"
+        )
     dataset = load_dataset(args.data, "market1501", require_attributes=True)
     if dataset.schema is None or dataset.schema.names != info.schema.names:
         found = dataset.schema.names if dataset.schema is not None else None

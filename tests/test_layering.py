@@ -1,4 +1,4 @@
-"""The import direction of DESIGN §2, checked on the source: amd/ and db/ stay headless and apart."""
+"""The import direction of the packages, checked on the source: amd/ and db/ stay headless and apart."""
 
 from __future__ import annotations
 

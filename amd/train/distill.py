@@ -1,4 +1,4 @@
-"""Distillation of an AMD interpreter from a frozen target model (DESIGN §3)."""
+"""Distillation of an AMD interpreter from a frozen target model (the method: :mod:`amd.models.interpreter`)."""
 
 from __future__ import annotations
 

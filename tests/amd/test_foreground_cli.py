@@ -65,7 +65,10 @@ def test_choose_foreground_writes_the_interpreter_with_its_weights(files, capsys
 
 def test_choose_foreground_refuses_head_maps_and_renders_without_masks(files, capsys) -> None:
     assert _run(files, "head", files["data"], files["folder"] / "x.pt") == 2
-    assert "do not come from an evidence classifier" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # Refused with the reason before any crop is read or run through the model.
+    assert "do not come from an evidence classifier" in err and "--map-source" in err
+    assert "evidence of" not in err and "masks" not in err
     plain = files["folder"] / "plain"
     (plain / "bounding_box_train").mkdir(parents=True)
     for sub in ("query", "bounding_box_test", "bounding_box_train"):
