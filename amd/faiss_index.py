@@ -263,7 +263,8 @@ def build_index(
     if backend == "faiss-ivfpq" and n < 2**resolved.nbits:
         raise FaissIndexError(
             f"IVF-PQ with nbits={resolved.nbits} learns {2**resolved.nbits} codes per sub-quantizer and needs "
-            f"at least as many rows; the gallery has {n} (use a smaller nbits, or another backend)"
+            f"at least as many rows; the gallery has {n}: use another backend (exact, faiss-flat or faiss-ivf), "
+            "or from Python a smaller IndexParams.nbits"
         )
     if backend == "faiss-flat":
         index = faiss.IndexFlatL2(dim)

@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
                 f"imported {args.casefile} as case {result.id} ({result.title!r}, {result.item_count} comparisons)"
             )
         else:
-            for c in ws.cases.list():
+            cases = ws.cases.list()
+            if not cases:
+                print(f"{args.workspace}: no cases yet (the GUI's case panel or `case import` adds them)")
+            for c in cases:
                 print(
                     f"{c.id:>5}  {c.status:<6}  {c.item_count:>3} items  {c.reference or '-':<12}  {c.title}"
                 )

@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gem-p",
         type=float,
-        default=3.0,
-        help="exponent of a fixed GeM (--pooling gem without one in the file)",
+        default=None,
+        help="exponent of a fixed GeM, 3 by default (with --pooling gem, for a file without a learnt one)",
     )
     parser.add_argument(
         "--neck-feat",

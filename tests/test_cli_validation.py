@@ -366,6 +366,13 @@ def test_an_existing_workspace_that_fails_to_open_is_kept(
     assert _run(capsys, "case", "list", ws)[0] == 0
 
 
+def test_case_list_says_when_a_workspace_has_no_cases(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    assert _run(capsys, "ingest", ws, *write_jpegs(tmp_path / "crops", 1))[0] == 0
+    assert main(["case", "list", str(ws)]) == 0
+    assert capsys.readouterr().out.strip() == f"{ws}: no cases yet (the GUI's case panel or `case import` adds them)"
+
+
 def test_a_read_only_workspace_is_refused_naming_the_file(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -208,7 +208,7 @@ def import_state_dict(
     fmt: str,
     *,
     pooling: str = "auto",
-    gem_p: float = 3.0,
+    gem_p: float | None = None,
     neck_feat: str | None = None,
     last_stride: int | None = None,
     source: str = "<state dict>",
@@ -221,7 +221,8 @@ def import_state_dict(
         pooling: One of :data:`POOLINGS`. ``auto``: GeM with the file's exponent when it has one
             (fast-reid's ``heads.pool_layer.p``), else average pooling. ``gem`` without an exponent in the
             file is fast-reid's fixed ``GeneralizedMeanPooling`` with ``gem_p``.
-        gem_p: Exponent of a fixed GeM (only with ``pooling="gem"`` and no exponent in the file).
+        gem_p: Exponent of a fixed GeM (3 when not given); only with ``pooling="gem"`` and no exponent in
+            the file, and refused elsewhere, where it would do nothing.
         neck_feat: One of :data:`NECK_FEATS`; ``None`` takes the source's default (torchreid has no BNNeck:
             ``before``; fast-reid: ``before`` with average pooling as in its BoT configs, ``after`` with GeM
             as in its SBS configs).
@@ -245,7 +246,7 @@ def import_state_dict(
         last_stride = 2 if fmt == "torchreid" else 1
     if last_stride not in (1, 2):
         raise ModelImportError(f"the last stride must be 1 or 2, not {last_stride}")
-    if not math.isfinite(gem_p) or gem_p <= 0:
+    if gem_p is not None and (not math.isfinite(gem_p) or gem_p <= 0):
         raise ModelImportError(f"the GeM exponent must be a positive number, not {gem_p}")
 
     backbone_src: dict[str, str] = {}  # backbone key (torchvision naming) -> source key
@@ -348,11 +349,21 @@ def import_state_dict(
                 f"{source}: the file has a learnt GeM exponent ({head['p']}), so its pooling is GeM, not avg"
             )
         p = float(state[head["p"]].flatten()[0])
+        if gem_p is not None:
+            raise ModelImportError(
+                f"{source}: the file has a learnt GeM exponent ({p:.4g}), so a fixed exponent ({gem_p:g}) "
+                "cannot be set"
+            )
         pool_name = "gem"
         mapped += 1
     elif pooling == "gem":
-        p, pool_name = float(gem_p), "gem"
+        p, pool_name = float(3.0 if gem_p is None else gem_p), "gem"
     else:
+        if gem_p is not None:
+            raise ModelImportError(
+                f"{source}: a fixed GeM exponent ({gem_p:g}) needs GeM pooling (pooling 'gem'); this import "
+                "pools by average"
+            )
         p, pool_name = 1.0, "avg"
     new_state["pool.p"] = torch.tensor(p, dtype=own["pool.p"].dtype)
 

@@ -230,4 +230,6 @@ def test_search_command_backends(tmp_path, capsys, monkeypatch) -> None:
     assert _command("cli.search", [*base, "--nprobe", "0"]) == 2
     assert "--nprobe must be a whole number of at least 1" in capsys.readouterr().err
     assert _command("cli.search", [*base, "--backend", "faiss-ivfpq"]) == 2
-    assert "needs at least as many rows; the gallery has 20" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs at least as many rows; the gallery has 20" in err
+    assert "exact, faiss-flat or faiss-ivf" in err

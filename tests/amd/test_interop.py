@@ -281,3 +281,16 @@ def test_import_model_command_writes_a_loadable_target(images: Tensor, tmp_path,
     assert info.extra["imported"]["format"] == "fastreid"
     with torch.no_grad():
         _assert_close(model(images), fastreid_reference(sd, images, "after"))
+
+
+def test_a_fixed_gem_exponent_is_refused_where_it_would_do_nothing() -> None:
+    bot, sbs = fastreid_state(False), fastreid_state(True)
+    # Average pooling (BoT, pooling auto): an exponent alone would be dropped without a word.
+    with pytest.raises(ModelImportError, match=r"fixed GeM exponent \(4\) needs GeM pooling"):
+        import_state_dict(bot, "fastreid", gem_p=4.0)
+    # A learnt exponent (SBS) is the file's own; a fixed one cannot replace it.
+    with pytest.raises(ModelImportError, match=r"learnt GeM exponent \(3\.2\), so a fixed exponent \(4\)"):
+        import_state_dict(sbs, "fastreid", pooling="gem", gem_p=4.0)
+    # Where it applies it is used, and 3 is the default.
+    assert import_state_dict(bot, "fastreid", pooling="gem", gem_p=4.0)[1].gem_p == pytest.approx(4.0)
+    assert import_state_dict(bot, "fastreid", pooling="gem")[1].gem_p == pytest.approx(3.0)
