@@ -24,16 +24,63 @@ def wait_for_writes(qtbot, window) -> None:
 
 def compare(qtbot, window, i: int, j: int):
     model = window.gallery_model
-    with qtbot.waitSignal(window.compare.explained, timeout=30000):
+    # The first explanation of a window loads the models on a low-priority worker: slow on a busy machine.
+    with qtbot.waitSignal(window.compare.explained, timeout=120000):
         window.compare_paths(window._path(model.crop(i)), window._path(model.crop(j)))
     return window.compare.explanation
 
 
+def wait_for_case(qtbot, panel, title: str):
+    """Wait until the panel's current case is titled ``title`` and its items are listed; return that case.
+
+    ``items_loaded`` alone does not say it: a reload that began before the change may answer first.
+    """
+
+    def shown() -> bool:
+        case = panel.current_case()
+        return (
+            case is not None
+            and case.title == title
+            and panel.contents is not None
+            and panel.contents.case.id == case.id
+        )
+
+    qtbot.waitUntil(shown, timeout=15000)
+    return panel.current_case()
+
+
+def wait_for_items(qtbot, panel, case_id: int, item_ids: list[int]) -> None:
+    """Wait until the panel lists exactly ``item_ids``, in that order, as the items of case ``case_id``.
+
+    The case list must count them too: a reload that began before the last change may answer first,
+    and a reload may read the case list before a change and its items after it.
+    """
+
+    def shown() -> bool:
+        case = panel.current_case()
+        return (
+            case is not None
+            and case.id == case_id
+            and case.item_count == len(item_ids)
+            and panel.contents is not None
+            and panel.contents.case.id == case_id
+            and [r.item.id for r in panel.item_model.rows] == item_ids
+        )
+
+    qtbot.waitUntil(shown, timeout=15000)
+
+
+def wait_for_filing(qtbot, window, case_id: int) -> None:
+    """Wait until the pair in the compare view is filed in ``case_id`` and the panel lists the case's items."""
+    qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=15000)
+    stored = [it.id for it in window.bench.ws.cases.get(case_id).items]
+    wait_for_items(qtbot, window.case_panel, case_id, stored)
+
+
 def make_case(qtbot, window, title: str = "Station robbery"):
     panel = window.case_panel
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        panel.create_case(title, "2026/0413", "J. Analyst", "Two cameras at the station")
-    case = panel.current_case()
+    panel.create_case(title, "2026/0413", "J. Analyst", "Two cameras at the station")
+    case = wait_for_case(qtbot, panel, title)
     assert case is not None and case.title == title
     return case
 
@@ -45,13 +92,8 @@ def file_pair(qtbot, window, case_id: int, i: int, j: int, verdict: str | None =
             ("match", "no match", "inconclusive").index(verdict)
         ).setChecked(True)
     window.compare.notes.setPlainText(notes)
-    panel = window.case_panel
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        panel.file_pair(window.compare, case_id)
-    qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=5000)
-    # Other reloads (a notes save, the previous filing) may answer first: wait for the store's count.
-    filed = len(window.bench.ws.cases.get(case_id).items)
-    qtbot.waitUntil(lambda: panel.item_model.rowCount() == filed, timeout=15000)
+    window.case_panel.file_pair(window.compare, case_id)
+    wait_for_filing(qtbot, window, case_id)
     return explanation
 
 
@@ -70,8 +112,8 @@ def test_new_case_from_the_dialog_is_listed_with_its_fields(qtbot, window, panel
     dialog.title_edit.setText("Parking garage")
     dialog.reference_edit.setText("REF-17")
     dialog.analyst_edit.setText("K. Lee")
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        ok.click()
+    ok.click()
+    wait_for_case(qtbot, panel, "Parking garage")
     model = panel.case_model
     row = model.row_of(panel.current_id)
     cells = [model.index(row, c).data() for c in range(5)]
@@ -89,8 +131,8 @@ def test_add_to_case_files_the_pair_with_its_distance_verdict_and_notes(qtbot, w
     dialog = panel.dialog
     assert dialog.objectName() == "add_to_case_dialog"
     assert dialog.case_box.currentData() == case.id  # the panel's current case is offered first
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        dialog.accept()
+    dialog.accept()
+    wait_for_filing(qtbot, window, case.id)
     assert panel.item_model.rowCount() == 1
     assert panel.item_model.index(0, 2).data() == format_distance(explanation.distance)
     assert panel.item_model.index(0, 3).data() == "Match"
@@ -111,11 +153,10 @@ def test_a_new_case_can_be_made_while_adding(qtbot, window, panel):
     dialog.case_box.setCurrentIndex(dialog.case_box.findData(dialog.NEW))
     assert not dialog.new_fields.isHidden()
     dialog.title_edit.setText("Made while filing")
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        dialog.accept()
-    qtbot.waitUntil(
-        lambda: panel.current_case() is not None and panel.current_case().title == "Made while filing"
-    )
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=15000)
+    wait_for_filing(qtbot, window, window.compare.case_item.case_id)
+    assert panel.current_case().title == "Made while filing"
     assert panel.item_model.rowCount() == 1
 
 
@@ -281,21 +322,17 @@ def test_items_are_reordered_and_removed(qtbot, window, panel):
 
     panel.item_view.selectRow(2)
     assert not panel.down_button.isEnabled() and panel.up_button.isEnabled()
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        panel.up_button.click()
+    panel.up_button.click()
+    wait_for_items(qtbot, panel, case.id, [ids[0], ids[2], ids[1]])
     assert [it.id for it in ws.cases.get(case.id).items] == [ids[0], ids[2], ids[1]]
-    # A reload started before the move (a notes save, the last filing) may answer first.
-    qtbot.waitUntil(
-        lambda: [r.item.id for r in panel.item_model.rows] == [ids[0], ids[2], ids[1]], timeout=15000
-    )
     assert panel.selected_row().item.id == ids[2]  # the moved item stays selected
     assert [panel.item_model.index(r, 0).data() for r in range(3)] == ["1", "2", "3"]
 
     panel.item_view.selectRow(0)
     box = panel.remove_item()
     assert "item 1" in box.text()
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        box.button(QMessageBox.StandardButton.Yes).click()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    wait_for_items(qtbot, panel, case.id, [ids[2], ids[1]])
     assert [it.id for it in ws.cases.get(case.id).items] == [ids[2], ids[1]]
     assert panel.item_model.rowCount() == 2
     assert panel.case_model.index(panel.case_model.row_of(case.id), 3).data() == "2"
@@ -341,7 +378,8 @@ def test_a_case_is_saved_and_imported_into_another_workspace(qtbot, window, pane
     assert [c.title for c in ws.cases.list()] == ["Saved case", "Saved case"]
     panel.current_id = first
     panel.reload()
-    qtbot.waitUntil(lambda: panel.item_model.rowCount() == 1, timeout=15000)
+    # The copy, shown until now, has one item too: wait for the first case's own.
+    wait_for_items(qtbot, panel, first, [it.id for it in ws.cases.get(first).items])
     # And it opens in the compare view like any item.
     panel.item_view.selectRow(0)
     with qtbot.waitSignal(panel.item_opened, timeout=15000):
