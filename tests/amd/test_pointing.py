@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from amd.errors import DatasetError
+from amd.errors import AmdError, DatasetError
 from amd.pointing import (
     GroundTruth,
     attribute_parts,
@@ -174,6 +174,7 @@ class _ScriptedEvidence:
 
     def __init__(self, z: np.ndarray, c: np.ndarray) -> None:
         self.z, self.c, self.seen = torch.from_numpy(z), torch.from_numpy(c), 0
+        self.evidence = torch.nn.Identity()  # what tells an interpreter whose maps come from evidence
 
     def evidence_cells(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
@@ -234,3 +235,16 @@ def test_choose_foreground_weights_picks_the_smallest_gamma_that_moves_a_group_o
     assert strict.chosen["gender"] == 0.0 and not strict.weights.any()
     with pytest.raises(DatasetError, match="no part masks"):
         choose_foreground_weights(_ScriptedEvidence(z, c), tmp_path / "query", records, schema, size)
+
+
+def test_choose_foreground_weights_refuses_maps_without_evidence_before_reading_anything(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from amd.pointing import choose_foreground_weights
+
+    # tmp_path has no masks and there are no crops: the interpreter is refused before either is looked at.
+    with pytest.raises(AmdError, match="do not come from an evidence classifier"):
+        choose_foreground_weights(SimpleNamespace(evidence=None), tmp_path, [], load_schema("market1501"), (64, 32))
+    with pytest.raises(DatasetError, match="no part masks"):
+        choose_foreground_weights(SimpleNamespace(evidence=torch.nn.Identity()), tmp_path, [],
+                                  load_schema("market1501"), (64, 32))  # fmt: skip
