@@ -529,6 +529,21 @@ class ForegroundChoice:
         return "\n".join(lines)
 
 
+def require_evidence_maps(interpreter: Any, source: str | None = None) -> None:
+    """Refuse an interpreter whose maps do not come from an evidence classifier (foreground weights lean
+    only such maps); ``source`` (its file) opens the message when given.
+
+    Raises:
+        AmdError: No evidence classifier.
+    """
+    if getattr(interpreter, "evidence", None) is None:
+        whose = f"{source}: its maps" if source else "this interpreter's maps"
+        raise AmdError(
+            f"{whose} do not come from an evidence classifier (distil with --map-source evidence or pinned); "
+            "foreground weights lean only such maps"
+        )
+
+
 def choose_foreground_weights(
     interpreter: Any,
     root: str | Path,
@@ -569,11 +584,7 @@ def choose_foreground_weights(
         AmdError: The interpreter's maps do not come from evidence.
     """
     say = on_progress or (lambda message: None)
-    if getattr(interpreter, "evidence", None) is None:
-        raise AmdError(
-            "this interpreter's maps do not come from an evidence classifier (distil with --map-source "
-            "evidence or pinned); foreground weights lean only such maps"
-        )
+    require_evidence_maps(interpreter)
     values = tuple(float(g) for g in grid)
     if 0.0 not in values or any(g < 0 for g in values):
         raise ValueError("the grid must hold 0 and no negative value")

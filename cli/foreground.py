@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from amd.data.load import load_dataset
     from amd.errors import AmdError
     from amd.models import load_pair, save_interpreter
-    from amd.pointing import choose_foreground_weights
+    from amd.pointing import choose_foreground_weights, require_evidence_maps
     from cli import checks
     from cli.explain import write_atomically
 
@@ -56,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
     device = checks.resolve_device(args.device)
     interpreter, target_info, info = load_pair(args.target, args.interpreter, device=device)
     interpreter = interpreter.float().eval()
-    if interpreter.evidence is None:
-        raise AmdError(
-            f"{args.interpreter}: its maps do not come from an evidence classifier (distil with --map-source "
-            "evidence or pinned); foreground weights lean only such maps"
-        )
+    require_evidence_maps(interpreter, str(args.interpreter))  # before the crops are read
     dataset = load_dataset(args.data, "market1501", require_attributes=True)
     if dataset.schema is None or dataset.schema.names != info.schema.names:
         found = dataset.schema.names if dataset.schema is not None else None
