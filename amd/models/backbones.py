@@ -16,7 +16,6 @@ is already in the local torch hub cache.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 import warnings
 from collections import OrderedDict
@@ -29,6 +28,7 @@ import torchvision
 from torch import Tensor, nn
 
 from amd.errors import AmdError
+from amd.models.safe_load import ZIP_MAGIC, LoadFailure, load_weights_only
 
 log = logging.getLogger(__name__)
 
@@ -289,16 +289,8 @@ def hub_weights_path(name: str) -> Path | None:
     return found[-1] if found else None
 
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_PROTO = b"\x80"
-
-
 def _read_weights(path: Path) -> object:
-    """``torch.load(path, weights_only=True)`` with messages of our own.
-
-    PyTorch's own message for a file that ``weights_only`` refuses suggests loading it again with
-    ``weights_only=False``, which runs any code the file holds: never repeated to the user.
-    """
+    """``torch.load(path, weights_only=True)`` with messages of our own (see :mod:`amd.models.safe_load`)."""
     if not path.exists():
         raise PretrainedWeightsError(f"{path}: no such weights file")
     if path.is_dir():
@@ -314,24 +306,19 @@ def _read_weights(path: Path) -> object:
         with warnings.catch_warnings():
             # The safe unpickler warns about pickle protocols it was not written for; the outcome is what counts.
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        if head == _ZIP_MAGIC:
-            raise PretrainedWeightsError(
-                f"{path}: not a state dict of tensors: the file holds Python objects other than tensors and "
-                "plain data, which are never loaded from a file because loading them can run code"
-            ) from None
-        if head[:1] == _PICKLE_PROTO:
-            raise PretrainedWeightsError(
-                f"{path}: not a PyTorch state dict (a pickle file that cannot be loaded safely)"
-            ) from None
-        raise PretrainedWeightsError(f"{path}: not a PyTorch weights file") from None
-    except Exception:  # a damaged or hostile file may fail in any way; what it says is of no use here
-        if head == _ZIP_MAGIC:
-            raise PretrainedWeightsError(
-                f"{path}: the weights file is truncated or corrupt (an incomplete PyTorch archive)"
-            ) from None
-        raise PretrainedWeightsError(f"{path}: not a PyTorch weights file") from None
+            return load_weights_only(path, head)
+    except LoadFailure as failure:
+        kind = failure.kind
+        if kind == "other":
+            kind = "corrupt" if head == ZIP_MAGIC else "foreign"
+        message = {
+            "objects": "not a state dict of tensors: the file holds Python objects other than tensors and "
+            "plain data, which are never loaded from a file because loading them can run code",
+            "pickle": "not a PyTorch state dict (a pickle file that cannot be loaded safely)",
+            "corrupt": "the weights file is truncated or corrupt (an incomplete PyTorch archive)",
+            "foreign": "not a PyTorch weights file",
+        }[kind]
+        raise PretrainedWeightsError(f"{path}: {message}") from None
 
 
 def _unwrap_state_dict(obj: object, path: Path) -> dict[str, Tensor]:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-import pickle
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from torch import Tensor, nn
 
 from amd.errors import AmdError
 from amd.models.interpreter import Interpreter, build_interpreter
+from amd.models.safe_load import LoadFailure, load_weights_only
 from amd.models.target import ReIDModel, build_target
 from amd.schema import AttributeSchema
 
@@ -38,8 +37,6 @@ FORMAT = "amd-workbench"
 FORMAT_VERSION = 1
 KINDS: tuple[str, ...] = ("target", "interpreter")
 
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_PROTO = b"\x80"
 _REQUIRED = ("kind", "architecture", "input_size", "state_dict")
 
 
@@ -291,29 +288,19 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, Tensor]
     if size == 0:
         raise CheckpointError(f"{path}: the file is empty (truncated download or interrupted copy?)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if head == _ZIP_MAGIC:
+        obj = load_weights_only(path, head)
+    except LoadFailure as failure:
+        detail = _first_line(failure.cause)
+        message = {
             # A complete PyTorch archive whose pickle names classes or functions: refused by weights_only.
-            raise CheckpointError(
-                f"{path}: not a checkpoint of this tool: it holds Python objects other than weights and "
-                f"plain data, which are never loaded from a file ({_first_line(exc)})"
-            ) from None
-        if head[:1] == _PICKLE_PROTO:
-            raise CheckpointError(
-                f"{path}: not a checkpoint of this tool (an old-style pickle file that cannot be read safely)"
-            ) from None
-        raise CheckpointError(f"{path}: not a checkpoint of this tool (not a PyTorch file)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        if head == _ZIP_MAGIC:
-            raise CheckpointError(
-                f"{path}: the checkpoint is truncated or corrupt ({_first_line(exc)[:120]})"
-            ) from None
-        raise CheckpointError(f"{path}: not a checkpoint of this tool (not a PyTorch file)") from None
-    except Exception as exc:  # a hostile or damaged file may fail in any way
-        raise CheckpointError(
-            f"{path}: unreadable checkpoint ({type(exc).__name__}: {_first_line(exc)[:120]})"
-        ) from None
+            "objects": "not a checkpoint of this tool: it holds Python objects other than weights and plain "
+            f"data, which are never loaded from a file ({detail})",
+            "pickle": "not a checkpoint of this tool (an old-style pickle file that cannot be read safely)",
+            "corrupt": f"the checkpoint is truncated or corrupt ({detail[:120]})",
+            "foreign": "not a checkpoint of this tool (not a PyTorch file)",
+            "other": f"unreadable checkpoint ({type(failure.cause).__name__}: {detail[:120]})",
+        }[failure.kind]
+        raise CheckpointError(f"{path}: {message}") from None
     if not isinstance(obj, Mapping) or obj.get("format") != FORMAT:
         hint = ""
         if isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
