@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from amd.explain import Explanation
 from amd.models.inputs import ImageLike, to_rgb
-from amd.visual import TOP_COLOURS, dashed_vline, even_share_text, top_regions
+from amd.visual import TOP_COLOURS, dashed_vline, even_share_text, text_on_clear_band, top_regions
 
 #: Height of each crop in the picture (crops are scaled up so that the outlines stay visible).
 CROP_HEIGHT = 256
@@ -145,11 +145,8 @@ def render_pair_figure(
         draw.text((x0 + label_w - 10 - _text_width(draw, label, small), y + 3), label, fill=_TEXT, font=small)
         length = max(1, round(bar_w * share / peak))
         draw.rectangle((x0 + label_w, y + 4, x0 + label_w + length, y + row - 4), fill=colours.get(i, _BAR))
-        figure = f"{100 * share:.1f} %"
-        at = (x0 + label_w + length + 6, y + 3)
-        left, _, right, _ = draw.textbbox(at, figure, font=small)
-        draw.rectangle((left - 3, y, right + 3, y + row - 1), fill=_BACKGROUND)
-        draw.text(at, figure, fill=_MUTED, font=small)
+        text_on_clear_band(draw, (x0 + label_w + length + 6, y + 3), f"{100 * share:.1f} %", small, _MUTED,
+                           (y, y + row - 1), background=_BACKGROUND)  # fmt: skip
         y += row
     dashed_vline(draw, x0 + label_w, y + 4, y + row - 4)
     draw.text((x0 + label_w + 6, y + 3), even_share_text(m, space=" "), fill=_MUTED, font=small)

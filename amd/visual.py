@@ -37,6 +37,16 @@ def even_share_text(count: int, space: str = "") -> str:
     return f"even share 1/{count} = {100 / count:.1f}{space}%" if count > 0 else "even share"
 
 
+def text_on_clear_band(draw, at: tuple[int, int], text: str, font, fill, band: tuple[int, int], margin: int = 3,
+                       background: tuple[int, int, int] = (255, 255, 255)) -> None:  # fmt: skip
+    """Draw ``text`` at ``at`` on a ``PIL.ImageDraw`` canvas over a cleared box as wide as the text plus
+    ``margin`` and as tall as ``band`` (top, bottom): a line drawn earlier behind a chart row (the dashed
+    even share) is hidden there instead of crossing the text."""
+    left, _, right, _ = draw.textbbox(at, text, font=font)
+    draw.rectangle((left - margin, band[0], right + margin, band[1]), fill=background)
+    draw.text(at, text, fill=fill, font=font)
+
+
 def dashed_vline(draw, x: int, top: int, bottom: int, colour: tuple[int, int, int] = EVEN_COLOUR,
                  width: int = 1, dash: int = 4) -> None:  # fmt: skip
     """A vertical dashed line on a ``PIL.ImageDraw`` canvas from ``top`` to ``bottom`` (dashes and gaps

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
-from amd.visual import blend, dashed_vline, even_share_text, normalise_pair
+from amd.visual import blend, dashed_vline, even_share_text, normalise_pair, text_on_clear_band
 from cases.snapshot import ExplanationData
 
 #: Bars of the chart: attributes the two crops differ in, those they share, and bars of a pair
@@ -136,13 +136,15 @@ def chart(data: ExplanationData, top: int = 12, width: int = 640, scale: float =
         colour = UNKNOWN if differs is None else DIFFERING if differs else COMMON
         length = max(1, round(bar_max * float(data.components[i]) / biggest))
         draw.rectangle((bar_x0, y + px(4), bar_x0 + length, y + row - px(4)), fill=colour)
-        figure = f"{float(data.components[i]):.4f} ({percent(float(data.shares[i]))})"
-        at = (bar_x0 + length + px(6), y + px(5))
-        draw.rectangle(
-            (at[0] - px(3), y, at[0] + round(draw.textlength(figure, font=label_font)) + px(3), y + row - 1),
-            fill="white",
+        text_on_clear_band(
+            draw,
+            (bar_x0 + length + px(6), y + px(5)),
+            f"{float(data.components[i]):.4f} ({percent(float(data.shares[i]))})",
+            label_font,
+            (30, 30, 30),
+            (y, y + row - 1),
+            margin=px(3),
         )
-        draw.text(at, figure, fill=(30, 30, 30), font=label_font)
     y = height - pad - px(14)
     x = pad
     if data.predicted_query is not None:
