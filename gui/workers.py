@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 PROGRESS_INTERVAL_S = 1 / 15
 #: Niceness of the worker threads: when the CPU is short, the UI thread gets it first.
@@ -56,12 +56,30 @@ def guarded(receiver: QObject, fn: Callable[..., Any]) -> Callable[..., None]:
 
 
 class JobSignals(QObject):
-    """Signals of one job; they are emitted from the worker thread and delivered queued."""
+    """Signals of one job; they are emitted from the worker thread and delivered queued.
+
+    ``succeeded`` is the exception: the worker hands its result to the thread that made the job, which
+    emits ``succeeded`` only if the job is still not cancelled there. Jobs are cancelled on that thread
+    (a newer job under the same key), so a result cannot arrive after the job was replaced, even when the
+    worker finished just before the cancel and its result was still queued.
+    """
 
     progress_changed = Signal(int, int, str)
     succeeded = Signal(object)
     failed = Signal(str)
     finished = Signal()
+    #: The worker's result, on its way to :meth:`_deliver`.
+    result_ready = Signal(object)
+
+    def __init__(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+        super().__init__()
+        self._cancelled = cancelled
+        self.result_ready.connect(self._deliver)
+
+    @Slot(object)
+    def _deliver(self, result: object) -> None:
+        if not self._cancelled():
+            self.succeeded.emit(result)
 
 
 class Job(QRunnable):
@@ -72,8 +90,8 @@ class Job(QRunnable):
         self.setAutoDelete(False)
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.name = name or getattr(fn, "__name__", "job")
-        self.signals = JobSignals()
         self._cancel = threading.Event()
+        self.signals = JobSignals(self._cancel.is_set)
         self._done = threading.Event()
         self._last_progress = 0.0
         try:
@@ -114,7 +132,7 @@ class Job(QRunnable):
             self.signals.failed.emit(message)
         else:
             if not self._cancel.is_set():
-                self.signals.succeeded.emit(result)
+                self.signals.result_ready.emit(result)
         finally:
             self._done.set()
             self.signals.finished.emit()

@@ -91,9 +91,9 @@ def open_case_item(qtbot, window, i: int, j: int):
     with qtbot.waitSignal(window.compare.explained, timeout=30000):
         window.compare_paths(window._path(model.crop(i)), window._path(model.crop(j)))
     panel = window.case_panel
-    with qtbot.waitSignal(panel.items_loaded, timeout=15000):
-        panel.file_pair(window.compare, None, title="Platform 4")
-    qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=5000)
+    panel.file_pair(window.compare, None, title="Platform 4")
+    # Filed once the view holds the stored item (the panel's reloads may answer before or after that).
+    qtbot.waitUntil(lambda: window.compare.case_item is not None, timeout=15000)
     return window.compare.case_item
 
 

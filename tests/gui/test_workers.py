@@ -1,0 +1,66 @@
+"""Jobs on worker threads: which results reach the UI thread."""
+
+from __future__ import annotations
+
+import threading
+
+from gui.workers import Job, JobRunner
+
+
+def _run_on_a_thread(job: Job) -> None:
+    """Run ``job`` to its end on a plain thread: its signals are then queued, not yet delivered."""
+    worker = threading.Thread(target=job.run)
+    worker.start()
+    worker.join()
+
+
+def _record(job: Job) -> dict[str, list]:
+    seen: dict[str, list] = {"succeeded": [], "failed": [], "finished": []}
+    job.signals.succeeded.connect(seen["succeeded"].append)
+    job.signals.failed.connect(seen["failed"].append)
+    job.signals.finished.connect(lambda: seen["finished"].append(True))
+    return seen
+
+
+def test_a_finished_job_delivers_its_result_on_the_ui_thread(qtbot) -> None:
+    job = Job(lambda: 42)
+    seen = _record(job)
+    _run_on_a_thread(job)
+    assert seen["succeeded"] == []  # queued until the UI thread runs its events
+    qtbot.waitUntil(lambda: seen["finished"] == [True], timeout=2000)
+    assert seen["succeeded"] == [42]
+    assert seen["failed"] == []
+
+
+def test_a_result_queued_before_its_job_was_replaced_is_dropped(qtbot) -> None:
+    # The worker has finished and queued its result; then a newer job under the same key replaces it,
+    # before the UI thread delivered the result. The newer job's result is the only one shown.
+    runner = JobRunner()
+    gate = threading.Event()
+    old = Job(lambda: gate.wait(5) and "old")
+    old_seen = _record(old)
+    runner.start("search", old)
+    gate.set()
+    assert old.wait(5)
+    assert old_seen["succeeded"] == []  # its result is still in the queue
+    new = Job(lambda: "new")
+    new_seen = _record(new)
+    runner.start("search", new)
+    assert old.cancelled
+    qtbot.waitUntil(lambda: new_seen["finished"] == [True] and old_seen["finished"] == [True], timeout=5000)
+    assert old_seen["succeeded"] == []
+    assert new_seen["succeeded"] == ["new"]
+    runner.shutdown()
+
+
+def test_a_cancelled_job_still_reports_its_end_and_its_failure(qtbot) -> None:
+    def broken() -> None:
+        raise RuntimeError("disk gone")
+
+    job = Job(broken)
+    seen = _record(job)
+    _run_on_a_thread(job)
+    job.cancel()
+    qtbot.waitUntil(lambda: seen["finished"] == [True], timeout=2000)
+    assert seen["failed"] == ["RuntimeError: disk gone"]
+    assert seen["succeeded"] == []
