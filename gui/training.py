@@ -115,6 +115,16 @@ def run_details(ws: Any, run_id: int) -> tuple[Any, list[dict[str, Any]]]:
 # ---------------------------------------------------------------------- models
 
 
+class CountAxis(pg.AxisItem):
+    """An axis of counts (iterations, epochs): ticks only on whole numbers, never at 1.5 epochs."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802, N803
+        levels = [
+            (spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1
+        ]
+        return levels or [(1.0, 0.0)]
+
+
 class RunTableModel(ListTableModel):
     """The workspace's training runs (:class:`cli.training_jobs.RunRow`), newest first."""
 
@@ -455,7 +465,7 @@ class TrainingWindow(QWidget):
 
     def _plot_panel(self, key: str, title: str, x_label: str, hint: str) -> tuple[pg.PlotWidget, QWidget]:
         """A plot under a line with its title and legend, on one white panel; ``hint`` shows while it is empty."""
-        plot = pg.PlotWidget()
+        plot = pg.PlotWidget(axisItems={"bottom": CountAxis("bottom")})
         plot.setLabel("bottom", x_label)
         plot.showGrid(x=True, y=True, alpha=0.2)
         legend = QLabel(f"<b>{title}</b>")

@@ -401,3 +401,16 @@ def test_the_form_accepts_exactly_what_the_command_line_accepts(qtbot, panel, sy
                 assert ("size" not in panel.validate()) == cli_accepts(config, size=(h, w)), (h, w)
                 compared += 1
     assert compared > 60
+
+
+def test_epochs_and_iterations_are_ticked_on_whole_numbers_only(qtbot, panel) -> None:
+    evals = [{"type": "eval", "epoch": e, "iteration": 4 * e, "metrics": {"mAP": 0.1 * e}} for e in range(1, 7)]
+    panel._add_events(evals)
+    panel._draw()
+    for plot in (panel.loss_plot, panel.metric_plot, panel.adre_plot):
+        axis = plot.getAxis("bottom")
+        # Six epochs across the plot: a plain axis adds ticks at 1.5, 2.5, ... and at every tenth.
+        ticks = [v for _, values in axis.tickValues(1, 6, 800) for v in values]
+        assert ticks == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        many = [v for _, values in axis.tickValues(0, 2000, 800) for v in values]
+        assert len(many) > 6 and all(v == int(v) for v in many)
