@@ -66,10 +66,15 @@ def _swatch(colour: QColor) -> str:
     return f"<span style='color:{colour.name()}; font-size:large'>&#9632;</span>"
 
 
+def _entry(html: str) -> str:
+    """One legend entry, kept on one line: a narrow legend wraps between entries, never inside one."""
+    return f"<span style='white-space:nowrap'>{html}</span>"
+
+
 def _even_mark(count: int) -> str:
     """The legend entry of the chart's dashed even-share line."""
     mark = f"<span style='color:{EVEN_COLOUR.name()}; font-weight:bold'>&#9478;</span>"
-    return f"{mark} {even_share_text(count)}"
+    return _entry(f"{mark} {even_share_text(count)}")
 
 
 #: The top-3 mode's colours (first, second, third attribute), as drawn on the crops.
@@ -575,19 +580,19 @@ class CompareWidget(QWidget):
             shares = self.explanation.shares
             self.top3_legend.setText(
                 "&nbsp;&nbsp; ".join(
-                    f"{_swatch(TOP_QCOLOURS[k])} {labels[i]} ({100 * shares[i]:.1f}%)"
+                    _entry(f"{_swatch(TOP_QCOLOURS[k])} {labels[i]} ({100 * shares[i]:.1f}%)")
                     for k, i in enumerate(top)
                 )
             )
             self.chart_legend.setText(
-                f"{''.join(_swatch(c) for c in TOP_QCOLOURS[: len(top)])} the three largest, as on the "
-                f"crops &nbsp; {_swatch(MUTED_COLOUR)} the others &nbsp; {_even_mark(len(labels))}"
+                _entry(f"{''.join(_swatch(c) for c in TOP_QCOLOURS[: len(top)])} the three largest,")
+                + f" as on the crops &nbsp; {_entry(f'{_swatch(MUTED_COLOUR)} the others')} &nbsp; {_even_mark(len(labels))}"
             )
         else:
             self.top3_legend.clear()
             self.chart_legend.setText(
-                f"{_swatch(DIFFER_COLOUR)} differing &nbsp; "
-                f"{_swatch(COMMON_COLOUR)} common (predicted attributes)"
+                f"{_entry(f'{_swatch(DIFFER_COLOUR)} differing')} &nbsp; "
+                f"{_entry(f'{_swatch(COMMON_COLOUR)} common (predicted attributes)')}"
                 + (f" &nbsp; {_even_mark(len(labels))}" if labels else "")
             )
         self.top3_legend.setVisible(bool(top))

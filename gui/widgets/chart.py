@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPoint, QPointF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
@@ -65,7 +65,17 @@ class ChartRow:
 
 
 class _BottomAxis(pg.AxisItem):
-    """The bottom axis, whose title moves left, under the labels, when the bars are narrower than it."""
+    """The bottom axis, whose title moves left, under the labels, when the bars are narrower than it.
+
+    Its figures may reach past its ends by half a figure: the "0" under the bars' common start is centred
+    on the axis' left end, and pyqtgraph leaves out every figure that does not fit its bounding rectangle.
+    """
+
+    #: How far (pixels) the figures may reach past either end of the axis.
+    OVERHANG_PX = 15
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return super().boundingRect().adjusted(-self.OVERHANG_PX, 0, self.OVERHANG_PX, 0)
 
     def resizeEvent(self, ev=None) -> None:
         super().resizeEvent(ev)

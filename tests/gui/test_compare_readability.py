@@ -40,15 +40,20 @@ def _components(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return components, components / components.sum()
 
 
-def _label_rects(chart: ContributionChartWidget) -> list[tuple[QRectF, str]]:
-    """The left axis's labels as pyqtgraph lays them out, each grown to the font's full line height."""
-    axis = chart.plot.getAxis("left")
+def _drawn_texts(chart: ContributionChartWidget, side: str) -> list[tuple[QRectF, int, str]]:
+    """The figures or labels an axis of the chart draws, as pyqtgraph lays them out."""
     image = QImage(8, 8, QImage.Format.Format_ARGB32)
     painter = QPainter(image)
     try:
-        _axis, _ticks, texts = axis.generateDrawSpecs(painter)
+        _axis, _ticks, texts = chart.plot.getAxis(side).generateDrawSpecs(painter)
     finally:
         painter.end()
+    return texts
+
+
+def _label_rects(chart: ContributionChartWidget) -> list[tuple[QRectF, str]]:
+    """The left axis's labels as pyqtgraph lays them out, each grown to the font's full line height."""
+    texts = _drawn_texts(chart, "left")
     height = QFontMetricsF(chart.font_).height()
     rects = []
     for rect, _flags, text in texts:
@@ -92,6 +97,23 @@ def test_chart_labels_never_overlap_and_the_other_bar_completes_the_shares(qtbot
         assert not any(r.is_other for r in chart.rows)
     if height >= 800:
         assert len(chart.rows) == M
+
+
+def test_the_bottom_axis_shows_the_zero_the_bars_start_from(qtbot, labels):
+    chart = ContributionChartWidget()
+    qtbot.addWidget(chart)
+    chart.resize(420, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    components, shares = _components()
+    chart.set_data(labels, components, shares, shares > shares.mean())
+    qtbot.waitUntil(lambda: len(_drawn_texts(chart, "bottom")) >= 3, timeout=3000)
+    figures = {text: rect for rect, _flags, text in _drawn_texts(chart, "bottom")}
+    assert "0" in figures, sorted(figures)
+    # Centred under the bars' common start, the left end of the view.
+    start = chart.plot.getViewBox().mapViewToScene(QPointF(0.0, 0.0)).x()
+    zero = chart.plot.getAxis("bottom").mapToScene(figures["0"].center()).x()
+    assert zero == pytest.approx(start, abs=1.0)
 
 
 def test_chart_gives_rows_back_when_taller_and_the_other_bar_lists_its_attributes(qtbot, labels):
