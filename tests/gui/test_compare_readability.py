@@ -65,14 +65,20 @@ def _label_rects(chart: ContributionChartWidget) -> list[tuple[QRectF, str]]:
 # ---------------------------------------------------------------------------------------------- the chart
 
 
-@pytest.mark.parametrize("height", [None, 240, 400, 800])
-def test_chart_labels_never_overlap_and_the_other_bar_completes_the_shares(qtbot, labels, height):
+def _shown_chart(qtbot, height: int | None = None) -> ContributionChartWidget:
+    """A chart 420 pixels wide, ``height`` high (its minimum when None), shown and exposed, still empty."""
     chart = ContributionChartWidget()
     qtbot.addWidget(chart)
-    height = height or chart.minimumHeight()
-    chart.resize(420, height)
+    chart.resize(420, height or chart.minimumHeight())
     chart.show()
     qtbot.waitExposed(chart)
+    return chart
+
+
+@pytest.mark.parametrize("height", [None, 240, 400, 800])
+def test_chart_labels_never_overlap_and_the_other_bar_completes_the_shares(qtbot, labels, height):
+    chart = _shown_chart(qtbot, height)
+    height = chart.height()
     components, shares = _components()
     chart.set_data(labels, components, shares, shares > shares.mean())
     # Every row has its label drawn (none dropped by the axis once it has its range), and no two overlap.
@@ -100,11 +106,7 @@ def test_chart_labels_never_overlap_and_the_other_bar_completes_the_shares(qtbot
 
 
 def test_the_bottom_axis_shows_the_zero_the_bars_start_from(qtbot, labels):
-    chart = ContributionChartWidget()
-    qtbot.addWidget(chart)
-    chart.resize(420, 400)
-    chart.show()
-    qtbot.waitExposed(chart)
+    chart = _shown_chart(qtbot, 400)
     components, shares = _components()
     chart.set_data(labels, components, shares, shares > shares.mean())
     qtbot.waitUntil(lambda: len(_drawn_texts(chart, "bottom")) >= 3, timeout=3000)
@@ -117,11 +119,7 @@ def test_the_bottom_axis_shows_the_zero_the_bars_start_from(qtbot, labels):
 
 
 def test_chart_gives_rows_back_when_taller_and_the_other_bar_lists_its_attributes(qtbot, labels):
-    chart = ContributionChartWidget()
-    qtbot.addWidget(chart)
-    chart.resize(420, 200)
-    chart.show()
-    qtbot.waitExposed(chart)
+    chart = _shown_chart(qtbot, 200)
     components, shares = _components(1)
     chart.set_data(labels, components, shares)
     QApplication.processEvents()
