@@ -398,6 +398,8 @@ class CropGridView(QListView):
 
     compare_requested = Signal()
     files_dropped = Signal(list)
+    #: Keys handled in :meth:`keyPressEvent`, for Help > Keyboard shortcuts.
+    KEY_HELP = (("Compare the two selected crops", (Qt.Key.Key_Return, Qt.Key.Key_Enter)),)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

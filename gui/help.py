@@ -143,7 +143,12 @@ def _shortcut_name(shortcut: QShortcut, owner: QWidget, place: QWidget) -> str:
 
 
 def widget_shortcuts(window: QMainWindow) -> list[ShortcutEntry]:
-    """The shortcuts that the window's widgets hold themselves (keys of a view, not of a menu)."""
+    """The shortcuts that the window's widgets hold themselves (keys of a view, not of a menu).
+
+    Those are their ``QShortcut`` objects, and the keys a widget handles in its own ``keyPressEvent``,
+    which its class lists in a ``KEY_HELP`` attribute: ``((what the key does, (Qt.Key, ...)), ...)``.
+    A widget shown twice (the two crops of the compare tab) is listed once.
+    """
     entries: list[ShortcutEntry] = []
     for shortcut in window.findChildren(QShortcut):
         owner = shortcut.parent()
@@ -154,6 +159,15 @@ def widget_shortcuts(window: QMainWindow) -> list[ShortcutEntry]:
         if keys:
             group, place = _place(owner, window)
             entries.append(ShortcutEntry(group, _shortcut_name(shortcut, owner, place), keys))
+    for widget in window.findChildren(QWidget):
+        handled = getattr(type(widget), "KEY_HELP", ())
+        if not handled or widget.window() is not window:
+            continue
+        group, _place_widget = _place(widget, window)
+        for name, keys in handled:
+            entry = ShortcutEntry(group, name, native_keys([QKeySequence(k) for k in keys]))
+            if entry not in entries:
+                entries.append(entry)
     return entries
 
 

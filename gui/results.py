@@ -114,6 +114,8 @@ class ResultsTableView(QTableView):
 
     compare_requested = Signal()
     query_dropped = Signal(str, str)
+    #: Keys handled in :meth:`keyPressEvent`, for Help > Keyboard shortcuts.
+    KEY_HELP = (("Compare the query with the selected result", (Qt.Key.Key_Return, Qt.Key.Key_Enter)),)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

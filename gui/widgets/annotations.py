@@ -137,6 +137,12 @@ class AnnotatedCropViewWidget(CropViewWidget):
         selection_changed(object): the selected shape's key, or ``None``.
     """
 
+    #: Keys handled in :meth:`keyPressEvent`, for Help > Keyboard shortcuts.
+    KEY_HELP = (
+        ("Delete the selected annotation", (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)),
+        ("Drop the annotation being drawn or moved", (Qt.Key.Key_Escape,)),
+    )
+
     shape_drawn = Signal(str, str, dict)
     text_placed = Signal(str, float, float)
     shape_moved = Signal(int, dict)
@@ -355,6 +361,11 @@ class AnnotatedCropViewWidget(CropViewWidget):
         return ""
 
     def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            # The window's own keys (Escape cancels the current job) would take the key first.
+            if event.modifiers() == Qt.KeyboardModifier.NoModifier and self._handles_key(event.key()):
+                event.accept()
+                return True
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             text = self.label_tooltip(QPointF(event.pos()))
             if text:
@@ -416,19 +427,21 @@ class AnnotatedCropViewWidget(CropViewWidget):
         else:
             super().mouseDoubleClickEvent(event)
 
+    def _handles_key(self, key: int) -> bool:
+        """Whether this view acts on ``key`` now: Delete or Backspace with a shape selected, Escape while a
+        shape is being drawn or moved."""
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            return self.editable and self.selected is not None
+        return key == Qt.Key.Key_Escape and self._press is not None
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if (
-            self.editable
-            and self.selected is not None
-            and event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
-        ):
-            self.delete_requested.emit(self.selected)
-            return
-        if event.key() == Qt.Key.Key_Escape and self._press is not None:
+        if not self._handles_key(event.key()):
+            super().keyPressEvent(event)
+        elif event.key() == Qt.Key.Key_Escape:
             self._press = self._current = self._grabbed = None
             self.update()
-            return
-        super().keyPressEvent(event)
+        elif self.selected is not None:
+            self.delete_requested.emit(self.selected)
 
 
 def _segment_distance(p: QPointF, a: QPointF, b: QPointF) -> float:

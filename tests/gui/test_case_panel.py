@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
@@ -270,6 +271,28 @@ def test_a_drawn_rectangle_is_stored_in_crop_pixels_and_undo_redo_follow(qtbot, 
     again = ws.cases.get_item(item_id).annotations
     assert len(again) == 1 and again[0].geometry == g
     assert ws.audit.count("case.annotation_delete") == 1 and ws.audit.count("case.annotate") == 2
+
+
+def test_escape_while_drawing_drops_the_shape_and_leaves_the_windows_job_alone(qtbot, window, panel):
+    case = make_case(qtbot, window)
+    file_pair(qtbot, window, case.id, 0, 5)
+    item_id = window.compare.case_item.id
+    view = window.compare.views[0]
+    window.compare.findChild(QToolButton, "tool_rect").click()
+    cancelled: list[bool] = []
+    window.progress.current = lambda: SimpleNamespace(cancel=lambda: cancelled.append(True))
+    start, end = view.to_widget(4, 10).toPoint(), view.to_widget(24, 40).toPoint()
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(view, end)
+    # Escape belongs to the drawing here, not to the window's "Cancel the current job".
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    QTest.mouseRelease(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+    wait_for_writes(qtbot, window)
+    assert view.shapes == [] and window.bench.ws.cases.get_item(item_id).annotations == ()
+    assert cancelled == []
+    # Without a shape in hand, Escape is the window's again.
+    QTest.keyClick(view, Qt.Key.Key_Escape)
+    assert cancelled == [True]
 
 
 def test_shapes_can_be_moved_relabelled_and_deleted_with_undo(qtbot, window, panel):

@@ -14,7 +14,7 @@ from cli.workbench import file_sha256
 from gui.help import about_rows, about_text
 
 
-def native(keys: str | QKeySequence.StandardKey) -> str:
+def native(keys: str | QKeySequence.StandardKey | Qt.Key) -> str:
     return QKeySequence(keys).toString(QKeySequence.SequenceFormat.NativeText)
 
 
@@ -56,16 +56,29 @@ def test_the_shortcut_list_names_each_action_by_its_menu(qtbot, window) -> None:
     assert rows["Cases"]["Case panel"] == native("Ctrl+3")
     assert rows["Help"]["Keyboard shortcuts"].split(", ")[0] == native("F1")
     # Keys held by the widgets themselves, under the part of the window they work in.
-    assert rows["In the Compare tab"] == {"Match": "1", "No match": "2", "Inconclusive": "3"}
+    enter = f"{native(Qt.Key.Key_Return)}, {native(Qt.Key.Key_Enter)}"
+    assert rows["In the Compare tab"] == {
+        "Match": "1",
+        "No match": "2",
+        "Inconclusive": "3",
+        # Keys the crop views handle themselves, once for both crops.
+        "Delete the selected annotation": f"{native(Qt.Key.Key_Delete)}, {native(Qt.Key.Key_Backspace)}",
+        "Drop the annotation being drawn or moved": native(Qt.Key.Key_Escape),
+    }
     assert list(rows["In the Identities panel"].values()) == [native(QKeySequence.StandardKey.Delete)]
     assert next(iter(rows["In the Identities panel"])).startswith("Delete the selected identities")
+    assert rows["In the Gallery tab"] == {"Compare the two selected crops": enter}
+    assert rows["In the Results panel"] == {"Compare the query with the selected result": enter}
     # Actions without a key are not listed, menus without any are left out.
     assert "Import a folder" not in rows["File"] and "Training" not in rows
     # Groups follow the menu bar, then the window's parts.
-    assert list(rows)[:3] == ["File", "Edit", "Query"] and list(rows)[-2:] == [
+    assert list(rows)[:3] == ["File", "Edit", "Query"]
+    assert set(list(rows)[-4:]) == {
         "In the Identities panel",
         "In the Compare tab",
-    ]
+        "In the Gallery tab",
+        "In the Results panel",
+    }
     # Every row is readable in full: the dialog is at least as wide as its longest name and keys.
     tree = dialog.tree
     assert tree.columnWidth(0) >= tree.sizeHintForColumn(0)
