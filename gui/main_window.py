@@ -650,7 +650,8 @@ class MainWindow(QMainWindow):
         if self.bench is None:
             show_error(self, "Import", "Open or create a workspace first (File menu).")
             return None
-        job = Job(self.bench.ingest, list(paths), name="import")
+        # Cancelled, the import still says how many crops it imported before it stopped (they are kept).
+        job = Job(self.bench.ingest, list(paths), name="import", partial_result=True)
         job.signals.succeeded.connect(self._on_imported)
         job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Import failed", msg)))
         self.progress.track(job, "importing")
@@ -783,7 +784,7 @@ class MainWindow(QMainWindow):
     def index_now(self) -> Job | None:
         if self.bench is None:
             return None
-        job = Job(self.bench.index, name="index")
+        job = Job(self.bench.index, name="index", partial_result=True)
         job.signals.succeeded.connect(self._on_indexed)
         job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Indexing failed", msg)))
         self.progress.track(job, "indexing")

@@ -59,9 +59,9 @@ class JobSignals(QObject):
     """Signals of one job; they are emitted from the worker thread and delivered queued.
 
     ``succeeded`` is the exception: the worker hands its result to the thread that made the job, which
-    emits ``succeeded`` only if the job is still not cancelled there. Jobs are cancelled on that thread
-    (a newer job under the same key), so a result cannot arrive after the job was replaced, even when the
-    worker finished just before the cancel and its result was still queued.
+    emits ``succeeded`` only if the job still wants it there (:meth:`Job.result_wanted`). Jobs are
+    cancelled and replaced on that thread, so a result cannot arrive after its job was replaced by a newer
+    one, even when the worker finished just before and its result was still queued.
     """
 
     progress_changed = Signal(int, int, str)
@@ -71,27 +71,36 @@ class JobSignals(QObject):
     #: The worker's result, on its way to :meth:`_deliver`.
     result_ready = Signal(object)
 
-    def __init__(self, cancelled: Callable[[], bool] = lambda: False) -> None:
+    def __init__(self, wanted: Callable[[], bool] = lambda: True) -> None:
         super().__init__()
-        self._cancelled = cancelled
+        self._wanted = wanted
         self.result_ready.connect(self._deliver)
 
     @Slot(object)
     def _deliver(self, result: object) -> None:
-        if not self._cancelled():
+        if self._wanted():
             self.succeeded.emit(result)
 
 
 class Job(QRunnable):
-    """One call of ``fn`` on the thread pool, cancellable at the job's next ``should_stop`` check."""
+    """One call of ``fn`` on the thread pool, cancellable at the job's next ``should_stop`` check.
 
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
+    A cancelled job delivers no result, unless it was made with ``partial_result=True``: then ``fn``
+    returns what it did before it stopped (crops imported so far), and the analyst who pressed Cancel
+    is shown that. A job replaced by a newer one (:meth:`JobRunner.start`) never delivers.
+    """
+
+    def __init__(
+        self, fn: Callable[..., Any], *args: Any, name: str = "", partial_result: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.name = name or getattr(fn, "__name__", "job")
+        self.partial_result = partial_result
         self._cancel = threading.Event()
-        self.signals = JobSignals(self._cancel.is_set)
+        self._superseded = threading.Event()
+        self.signals = JobSignals(self.result_wanted)
         self._done = threading.Event()
         self._last_progress = 0.0
         try:
@@ -105,6 +114,17 @@ class Job(QRunnable):
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def supersede(self) -> None:
+        """Cancel the job and drop its result, whatever it is: a newer job took its place."""
+        self._superseded.set()
+        self._cancel.set()
+
+    def result_wanted(self) -> bool:
+        """Whether a result of the job should still reach the window."""
+        if not self._cancel.is_set():
+            return True
+        return self.partial_result and not self._superseded.is_set()
 
     @property
     def cancelled(self) -> bool:
@@ -131,7 +151,7 @@ class Job(QRunnable):
             message = str(exc) if user_error else "".join(traceback.format_exception_only(exc)).strip()
             self.signals.failed.emit(message)
         else:
-            if not self._cancel.is_set():
+            if self.result_wanted():
                 self.signals.result_ready.emit(result)
         finally:
             self._done.set()
@@ -150,7 +170,7 @@ class JobRunner(QObject):
     def start(self, key: str, job: Job) -> Job:
         previous = self._jobs.get(key)
         if previous is not None:
-            previous.cancel()
+            previous.supersede()
         self._jobs[key] = job
         job.signals.finished.connect(guarded(self, lambda k=key, j=job: self._forget(k, j)))
         self.pool.start(job)
@@ -164,8 +184,9 @@ class JobRunner(QObject):
         return self._jobs.get(key)
 
     def cancel_all(self) -> None:
+        """Stop every job and drop their results (the workspace they worked on is being closed)."""
         for job in list(self._jobs.values()):
-            job.cancel()
+            job.supersede()
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Ask every job to stop and wait for them; True when all finished in time."""

@@ -149,6 +149,36 @@ def test_dropping_files_on_the_gallery_imports_them(qtbot, window, tmp_path, dro
     assert "1 refused" in window.last_import_box.text()
 
 
+def test_a_cancelled_import_says_what_it_kept_and_shows_it(qtbot, window, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from cli.jobs import ingest_items
+    from db.ingest import ingest
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 90), (60 * i, 30, 90)).save(folder / f"late{i}.png")
+
+    def ingest_one_at_a_time(paths, on_progress=None, should_stop=None):
+        items, refused = ingest_items(list(paths))
+
+        def cancel_after_the_first(_progress) -> None:  # the analyst presses Cancel after the first file
+            window.runner.running("import").cancel()
+
+        return ingest(window.bench.ws, items, refused=refused, on_progress=cancel_after_the_first,
+                      should_stop=should_stop, batch_size=1)  # fmt: skip
+
+    monkeypatch.setattr(window.bench, "ingest", ingest_one_at_a_time)
+    before = window.gallery_model.rowCount()
+    job = window.import_paths([str(folder)])
+    qtbot.waitUntil(lambda: getattr(window, "last_import_box", None) is not None, timeout=30000)
+    assert job.cancelled
+    text = window.last_import_box.text()
+    assert "1 new crop imported" in text and "cancelled: the crops imported so far are kept" in text
+    qtbot.waitUntil(lambda: window.gallery_model.rowCount() == before + 1, timeout=10000)
+
+
 def test_an_image_dropped_on_the_results_becomes_the_query(qtbot, window, drop_files, tmp_path):
     from PIL import Image
 

@@ -64,3 +64,41 @@ def test_a_cancelled_job_still_reports_its_end_and_its_failure(qtbot) -> None:
     qtbot.waitUntil(lambda: seen["finished"] == [True], timeout=2000)
     assert seen["failed"] == ["RuntimeError: disk gone"]
     assert seen["succeeded"] == []
+
+
+def test_a_job_that_keeps_its_partial_result_delivers_it_when_cancelled_but_not_when_replaced(qtbot) -> None:
+    runner = JobRunner()
+    gate = threading.Event()
+    stopped = Job(
+        lambda should_stop: gate.wait(5) and ("stopped" if should_stop() else "done"), partial_result=True
+    )
+    seen = _record(stopped)
+    runner.start("import", stopped)
+    stopped.cancel()  # Cancel pressed: the job stops and says what it did
+    gate.set()
+    qtbot.waitUntil(lambda: seen["finished"] == [True], timeout=5000)
+    assert seen["succeeded"] == ["stopped"]
+
+    gate.clear()
+    replaced = Job(lambda: gate.wait(5) and "old", partial_result=True)
+    replaced_seen = _record(replaced)
+    runner.start("import", replaced)
+    newer = Job(lambda: "new")
+    newer_seen = _record(newer)
+    runner.start("import", newer)  # a newer job under the key: the old one's result is nobody's
+    gate.set()
+    qtbot.waitUntil(
+        lambda: replaced_seen["finished"] == [True] and newer_seen["finished"] == [True], timeout=5000
+    )
+    assert replaced_seen["succeeded"] == [] and newer_seen["succeeded"] == ["new"]
+
+    # Closing a workspace drops every result, partial or not.
+    gate.clear()
+    closing = Job(lambda: gate.wait(5) and "late", partial_result=True)
+    closing_seen = _record(closing)
+    runner.start("import", closing)
+    runner.cancel_all()
+    gate.set()
+    qtbot.waitUntil(lambda: closing_seen["finished"] == [True], timeout=5000)
+    assert closing_seen["succeeded"] == []
+    runner.shutdown()
