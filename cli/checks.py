@@ -216,6 +216,19 @@ def check_outputs(*outputs: tuple[str | os.PathLike[str] | None, str]) -> None:
         seen[key] = what
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for an error that no layer turned into a message for the user: an operating-system
+    error's file and reason, a database driver's own words, else the exception's type and text."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    orig = getattr(exc, "orig", None)
+    if type(exc).__module__.startswith("sqlalchemy") and orig is not None:
+        # The database driver's own words, without SQLAlchemy's SQL echo and web link.
+        return f"database error ({type(orig).__name__}): {' '.join(str(orig).split())}"
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"unexpected {type(exc).__name__}: {text}"
+
+
 def describe_os_error(exc: OSError) -> str:
     """``"PATH: reason"`` for an operating-system error (the reason alone when no file is named)."""
     reason = exc.strerror or str(exc) or type(exc).__name__

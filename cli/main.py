@@ -77,20 +77,6 @@ def _take_traceback_flag(argv: list[str]) -> tuple[list[str], bool]:
     return [a for a in argv[:end] if a != "--traceback"] + argv[end:], wanted
 
 
-def _describe(exc: BaseException) -> str:
-    """One line for an error that no layer turned into a message for the user."""
-    from cli.checks import describe_os_error
-
-    if isinstance(exc, OSError):
-        return describe_os_error(exc)
-    orig = getattr(exc, "orig", None)
-    if type(exc).__module__.startswith("sqlalchemy") and orig is not None:
-        # The database driver's own words, without SQLAlchemy's SQL echo and web link.
-        return f"database error ({type(orig).__name__}): {' '.join(str(orig).split())}"
-    text = " ".join(str(exc).split()) or "(no message)"
-    return f"unexpected {type(exc).__name__}: {text}"
-
-
 @contextlib.contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Print the engine's warnings about the user's input (an odd image, skipped dataset files) as one
@@ -131,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     # Imported here so that a user error from any layer is reported without a traceback.
     from amd.errors import AmdError
+    from cli.checks import describe_error
     from db.errors import StoreError
 
     try:
@@ -153,5 +140,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         # An operating-system error names its file and reason, which is all a user needs.
         hint = "" if wanted or isinstance(exc, OSError) else f"; {_HINT}"
-        print(f"error: {_describe(exc)}{hint}", file=sys.stderr)
+        print(f"error: {describe_error(exc)}{hint}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import migrations
@@ -221,9 +221,17 @@ class Workspace:
             with self.engine.connect() as conn:
                 current = migrations.current_revision(conn)
                 conn.rollback()
-        except OperationalError as exc:
-            # A driver's message may run over several lines; the user gets one.
+        except DatabaseError as exc:
+            # A driver's message may run over several lines; the user gets one. A SQLite file that is
+            # damaged, or not a database at all, gets here too ("file is not a database").
             reason = " ".join(str(exc.orig).split())
+            if isinstance(exc.orig, sqlite3.DatabaseError) and not isinstance(
+                exc.orig, sqlite3.OperationalError
+            ):
+                raise WorkspaceError(
+                    f"cannot open the database {self.url!r}: {reason}; the file is damaged or is not a "
+                    "SQLite database (restore it from a backup; the images under images/ are untouched)"
+                ) from exc
             raise WorkspaceError(f"cannot open the database {self.url!r}: {reason}") from exc
         if current == migrations.HEAD:
             return

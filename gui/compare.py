@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from amd.errors import AmdError
 from amd.visual import COLOUR_MAPS, TOP_COLOURS, blend, even_share_text, normalise_pair, top_regions
 from gui.qt_util import FlowLayout
 from gui.widgets.annotations import COLOURS, AnnotatedCropViewWidget, AnnotationEditor
@@ -416,12 +417,20 @@ class CompareWidget(QWidget):
             self.close_item()
             self._show_verdict(None)
             self.notes.clear()
-        self.paths[side] = path
         try:
             rgb = load_rgb(path)
-        except OSError as exc:
-            self.status_label.setText(f"Cannot open {path}: {exc}")
+        except (OSError, AmdError) as exc:
+            # That side is left empty: an explanation needs two crops that can be read, and one of the
+            # pair shown before, still being worked out, is no longer wanted.
+            running = self.runner.running("compare")
+            if running is not None:
+                running.supersede()
+            self.paths[side] = None
+            self.views[side].set_image(None)
+            self._set_explanation(None)
+            self.status_label.setText(f"Cannot show crop {'AB'[side]}: {exc}")
             return
+        self.paths[side] = path
         self.views[side].set_image(rgb, caption=f"{'AB'[side]}: {rgb.shape[1]}x{rgb.shape[0]}")
         self._set_explanation(None)
         if all(self.paths):

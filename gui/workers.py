@@ -13,7 +13,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -146,9 +145,10 @@ class Job(QRunnable):
             result = self.fn(*self.args, **self.kwargs)
         except Exception as exc:  # everything must reach the UI as a message, never kill the pool thread
             from amd.errors import AmdError
+            from cli.checks import describe_error
 
             user_error = isinstance(exc, AmdError) or type(exc).__module__.startswith("db")
-            message = str(exc) if user_error else "".join(traceback.format_exception_only(exc)).strip()
+            message = str(exc) if user_error else describe_error(exc)
             self.signals.failed.emit(message)
         else:
             if self.result_wanted():

@@ -54,3 +54,15 @@ def test_an_existing_workspace_that_fails_to_open_is_left_alone(tmp_path: Path) 
         Workspace.open(root, url="garbage")
     assert sorted(p.name for p in root.iterdir()) == before
     assert json.loads((root / "workspace.json").read_text()) == config
+
+
+def test_a_damaged_database_file_is_refused_with_the_reason_and_left_alone(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    Workspace.create(root).close()
+    (root / "workspace.db").write_bytes(b"this is not a database " * 64)
+    with pytest.raises(WorkspaceError) as refused:
+        Workspace.open(root)
+    message = str(refused.value)
+    assert message.startswith(f"cannot open the database sqlite:///{root / 'workspace.db'}: file is not a database")
+    assert "damaged or is not a SQLite database" in message and "sqlalche.me" not in message
+    assert (root / "workspace.db").read_bytes() == b"this is not a database " * 64

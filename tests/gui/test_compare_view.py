@@ -75,3 +75,21 @@ def test_clicking_a_bar_shows_that_attributes_overlay(qtbot, compare, crops):
     # The overlay painted is the clicked attribute's map blended on the crop, not another one.
     expected = compare.overlay_images()[0]
     assert expected.shape[:2] == compare.views[0].image.shape[:2]
+
+
+def test_a_crop_that_cannot_be_read_is_reported_and_leaves_its_side_empty(qtbot, compare, crops, tmp_path):
+    with qtbot.waitSignal(compare.explained, timeout=30000):
+        compare.set_pair(str(crops[0]), str(crops[1]))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    compare.set_pair(str(broken), str(crops[1]))  # must not raise out of the slot
+    assert compare.status_label.text().startswith(f"Cannot show crop A: {broken}")
+    assert compare.paths == [None, str(crops[1])]
+    assert compare.views[0].image is None and compare.views[1].image is not None
+    # The explanation of the pair shown before is gone, and no new one is started.
+    assert compare.explanation is None and compare.chart.bar_count() == 0
+    assert compare.distance_label.text() == "-"
+    # A readable crop on that side explains the pair again.
+    with qtbot.waitSignal(compare.explained, timeout=30000):
+        compare.set_crop(0, str(crops[0]))
+    assert compare.chart.bar_count() == 26
