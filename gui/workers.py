@@ -146,8 +146,10 @@ class Job(QRunnable):
         except Exception as exc:  # everything must reach the UI as a message, never kill the pool thread
             from amd.errors import AmdError
             from cli.checks import describe_error
+            from db.errors import StoreError
 
-            user_error = isinstance(exc, AmdError) or type(exc).__module__.startswith("db")
+            # The errors every layer words for the user (a refused case file is a StoreError too).
+            user_error = isinstance(exc, (AmdError, StoreError))
             message = str(exc) if user_error else describe_error(exc)
             self.signals.failed.emit(message)
         else:
