@@ -960,8 +960,10 @@ class MainWindow(QMainWindow):
 
     def unlabel_selection(self) -> None:
         ids = self._selected_crop_ids()
-        if ids:
-            self.undo_stack.push(AssignCommand(self.writer, ids, None, self._keep_empty()))
+        if not ids:
+            self.statusBar().showMessage("select the crops to unlabel in the gallery first", 5000)
+            return
+        self.undo_stack.push(AssignCommand(self.writer, ids, None, self._keep_empty()))
 
     def delete_identities(self) -> None:
         """Delete the identities selected in the list; their crops become unlabelled (Edit > Undo restores)."""

@@ -237,3 +237,24 @@ def test_keyboard_arrows_enter_verdict_keys_and_ctrl_f(qtbot, window):
     with qtbot.waitSignal(window.compare.explained, timeout=30000):
         QTest.keyClick(results, Qt.Key.Key_Enter)
     assert window.compare.paths[1] == window._path(window.results.current_crop())
+
+
+def test_identity_actions_without_a_selection_say_what_to_select_and_change_nothing(qtbot, window):
+    window.gallery.view.clearSelection()
+    window.identities.list.clearSelection()
+    before = [(c.id, c.identity_id) for c in window.bench.ws.crops.get_many(shown_ids(window))]
+    hints = {
+        window.assign_selection: "select crops in the gallery first",
+        window.split_selection: "select the crops to split off in the gallery first",
+        window.unlabel_selection: "select the crops to unlabel in the gallery first",
+        window.merge_identities: "select two or more identities in the list (the first one is kept)",
+        window.rename_identity: "select an identity in the list first",
+        window.delete_identities: "select the identities to delete in the list first",
+    }
+    for action, hint in hints.items():
+        window.statusBar().clearMessage()
+        action()
+        assert window.statusBar().currentMessage() == hint
+    assert window.undo_stack.count() == 0
+    wait_for_writes(qtbot, window)
+    assert [(c.id, c.identity_id) for c in window.bench.ws.crops.get_many(shown_ids(window))] == before
