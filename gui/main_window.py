@@ -727,6 +727,8 @@ class MainWindow(QMainWindow):
             self.search_crop(crops[0])
         elif self.query is not None:
             self._on_search_again()
+        else:
+            self.statusBar().showMessage("select a crop in the gallery to search with", 5000)
 
     def search_crop(self, crop: Any) -> Job | None:
         if crop is None or self.bench is None:
@@ -825,6 +827,10 @@ class MainWindow(QMainWindow):
         elif len(crops) == 1:
             self.show_compare()
             self.compare.set_crop(0, self._path(crops[0]))
+        else:
+            self.statusBar().showMessage(
+                "select two crops in the gallery to compare them, or one to compare with the query", 5000
+            )
 
     def _on_results_compare_requested(self, crop: Any) -> None:
         if self.query is None:

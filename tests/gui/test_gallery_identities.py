@@ -239,7 +239,8 @@ def test_keyboard_arrows_enter_verdict_keys_and_ctrl_f(qtbot, window):
     assert window.compare.paths[1] == window._path(window.results.current_crop())
 
 
-def test_identity_actions_without_a_selection_say_what_to_select_and_change_nothing(qtbot, window):
+def test_actions_without_a_selection_say_what_to_select_and_change_nothing(qtbot, window):
+    assert window.query is None
     window.gallery.view.clearSelection()
     window.identities.list.clearSelection()
     before = [(c.id, c.identity_id) for c in window.bench.ws.crops.get_many(shown_ids(window))]
@@ -250,6 +251,8 @@ def test_identity_actions_without_a_selection_say_what_to_select_and_change_noth
         window.merge_identities: "select two or more identities in the list (the first one is kept)",
         window.rename_identity: "select an identity in the list first",
         window.delete_identities: "select the identities to delete in the list first",
+        window.search_selected: "select a crop in the gallery to search with",
+        window.compare_selected: "select two crops in the gallery to compare them, or one to compare with the query",
     }
     for action, hint in hints.items():
         window.statusBar().clearMessage()
