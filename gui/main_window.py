@@ -52,6 +52,8 @@ from gui.workers import Job, JobRunner, guarded
 
 MAX_RECENT = 8
 DEMO_FOLDER = "demo-workspace"
+#: How many results get their largest shares worked out (about 0.04 s each on a CPU).
+SHARES_LIMIT = 100
 
 
 # ---------------------------------------------------------------------- worker functions (no Qt)
@@ -165,11 +167,13 @@ class MainWindow(QMainWindow):
     Signals:
         workspace_opened(str): a workspace is open and shown.
         search_finished(list): a query's results are on screen.
+        results_explained(list): those results' largest shares are on screen too.
         models_changed(ModelPair): other models were loaded and are in use.
     """
 
     workspace_opened = Signal(str)
     search_finished = Signal(list)
+    results_explained = Signal(list)
     models_changed = Signal(object)
 
     #: The demo workspace: persons, crops per person, cameras.
@@ -765,7 +769,27 @@ class MainWindow(QMainWindow):
     def _on_search_results(self, rows: list[Any]) -> None:
         self.results.set_results(rows)
         self.results.view.setFocus()
+        self._explain_results(rows)
         self.search_finished.emit(rows)
+
+    def _explain_results(self, rows: list[Any]) -> Job | None:
+        """Work out, on a worker, which attributes carry most of each result's distance to the query
+        (the results' last column); the first :data:`SHARES_LIMIT` results only."""
+        if self.bench is None or self.bench.models.interpreter is None or not rows or self.query is None:
+            return None
+        kind, query = self.query
+        source = query.id if kind == "crop" else query
+        shown = list(rows[:SHARES_LIMIT])
+        job = Job(self.bench.largest_shares, source, [r.crop for r in shown], name="largest shares")
+        job.signals.succeeded.connect(guarded(self, lambda shares: self._on_largest_shares(rows, shares)))
+        job.signals.failed.connect(guarded(self, lambda msg: self.results.model.set_shares_pending(False)))
+        self.results.model.set_shares_pending(True)
+        self.runner.start("largest-shares", job)
+        return job
+
+    def _on_largest_shares(self, rows: list[Any], shares: list[Any]) -> None:
+        self.results.model.set_shares(rows, shares)
+        self.results_explained.emit(rows)
 
     def _on_search_again(self) -> None:
         if self.query is None:

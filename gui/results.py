@@ -1,4 +1,5 @@
-"""The ranked results of a query: rank, thumbnail, distance, camera and identity of each hit."""
+"""The ranked results of a query: rank, thumbnail, distance, identity and camera of each hit, and the
+attributes that carry most of its distance to the query (filled in by a worker once the results are in)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ from gui.thumbnails import ThumbnailLoader
 from gui.widgets.chart import format_distance
 from gui.widgets.crop_view import CROP_MIME, crop_mime, drop_payload
 
-COLUMNS = ("Rank", "Crop", "Distance", "Camera", "Identity")
+COLUMNS = ("Rank", "Crop", "Distance", "Identity", "Top shares")
+#: The column of the largest shares.
+SHARES_COLUMN = 4
+#: Largest shares written in a row, one a line (its tooltip has one more).
+SHARES_SHOWN = 2
 #: What the query caption says while there is no query.
 NO_QUERY = "Double-click a crop, or drop an image here, to search."
 ROW_HEIGHT = 76
@@ -49,6 +54,10 @@ class ResultsModel(ListTableModel):
         self.thumbnails = thumbnails
         self.thumbnails.loaded.connect(self._on_thumbnails_loaded)
         self._icons: dict[str, QPixmap] = {}
+        #: Per row, its ``(label, share)`` pairs, largest first; ``None`` until they are known.
+        self.shares: list[tuple[tuple[str, float], ...] | None] = []
+        #: Whether the shares are being worked out (the rows show an ellipsis meanwhile).
+        self.shares_pending = False
 
     def _icon(self, crop: Any) -> QPixmap | None:
         # A pixmap decoration is painted at its own size (clipped by the cell): scale it once here.
@@ -65,7 +74,34 @@ class ResultsModel(ListTableModel):
 
     def set_rows(self, rows: Sequence[Any]) -> None:
         self._icons.clear()
+        self.shares = [None] * len(rows)
+        self.shares_pending = False
         super().set_rows(rows)
+
+    def set_shares_pending(self, pending: bool) -> None:
+        self.shares_pending = pending
+        self._shares_changed()
+
+    def set_shares(self, rows: Sequence[Any], shares: Sequence[tuple[tuple[str, float], ...]]) -> bool:
+        """Show the largest shares of ``rows`` (the first ``len(shares)`` of them); False, and nothing
+        shown, when the list shows other rows by now (a newer search)."""
+        if list(rows) != list(self.rows):
+            return False
+        self.shares = [*shares, *[None] * (len(self.rows) - len(shares))]
+        self.shares_pending = False
+        self._shares_changed()
+        return True
+
+    def _shares_changed(self) -> None:
+        if self.rows:
+            self.dataChanged.emit(self.index(0, SHARES_COLUMN), self.index(len(self.rows) - 1, SHARES_COLUMN))
+
+    def shares_text(self, row: int) -> str:
+        """What the row's last column says: its largest shares, an ellipsis while they are worked out."""
+        top = self.shares[row] if row < len(self.shares) else None
+        if top is None:
+            return "\u2026" if self.shares_pending else ""
+        return "\n".join(f"{label} {100 * share:.1f}%" for label, share in top[:SHARES_SHOWN])
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
@@ -79,14 +115,23 @@ class ResultsModel(ListTableModel):
                 str(row.rank),
                 None,
                 format_distance(row.distance),
-                row.crop.camera or "-",
-                row.crop.identity or "-",
+                # As under the gallery's crops: the identity, and the camera on the line below.
+                f"{row.crop.identity or '-'}\n{row.crop.camera or '-'}",
+                self.shares_text(index.row()),
             )[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 1:
             return self._icon(row.crop)
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 2):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ToolTipRole:
+            top = self.shares[index.row()] if index.row() < len(self.shares) else None
+            if col == SHARES_COLUMN and top:
+                lines = [f"{label}: {100 * share:.1f}% of the distance" for label, share in top]
+                return (
+                    "Largest shares of the distance to the query:\n"
+                    + "\n".join(lines)
+                    + "\nEnter compares the pair."
+                )
             return crop_tooltip(row.crop)
         if role == CropRole:
             return row.crop
@@ -204,7 +249,7 @@ class ResultsWidget(QWidget):
         self.view.setModel(self.model)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(SHARES_COLUMN, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(40)
         self.view.compare_requested.connect(self._on_view_compare_requested)
         self.view.doubleClicked.connect(lambda _i: self._on_view_compare_requested())

@@ -67,7 +67,7 @@ def main() -> int:
     opened: list[str] = []
     window.workspace_opened.connect(opened.append)
     # The case made for the last picture goes into a copy, not into the analyst's workspace.
-    copy = Path(tempfile.mkdtemp(prefix="amd-shots-ws-")) / "workspace"
+    copy = Path(tempfile.mkdtemp(prefix="amd-shots-ws-")) / Path(args.workspace).resolve().name
     shutil.copytree(args.workspace, copy)
     window.open_workspace(str(copy))
     wait_until(app, lambda: opened)
@@ -92,7 +92,7 @@ def main() -> int:
     window.grab().save(str(out / "gui_main.png"))
 
     done: list[list] = []
-    window.search_finished.connect(done.append)
+    window.results_explained.connect(done.append)
     window.search_crop(model.crop(args.crop))
     wait_until(app, lambda: done)
     wait_until(app, lambda: not window.thumbnails.busy())

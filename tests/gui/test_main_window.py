@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -34,6 +35,50 @@ def test_search_lists_k_results_in_distance_order(qtbot, window):
     expected = window.bench.search(query.id, top=5)
     assert shown == [row.crop.id for row in expected]
     assert window.results.caption.text().startswith("<b>Query</b>: crop")
+
+
+def test_each_result_says_which_attributes_carry_most_of_its_distance(qtbot, window, monkeypatch):
+    from gui import main_window
+    from gui.results import SHARES_COLUMN
+
+    monkeypatch.setattr(main_window, "SHARES_LIMIT", 3)
+    window.results.top_box.setValue(4)
+    query = window.gallery_model.crop(2)
+    with qtbot.waitSignal(window.results_explained, timeout=60000):
+        window.search_crop(query)
+    model = window.results.model
+    assert model.headerData(SHARES_COLUMN, Qt.Orientation.Horizontal) == "Top shares"
+    for r in range(3):
+        result = model.index(r, 0).data(CropRole)
+        # The two largest shares of the pair's own explanation, as the compare view would give them.
+        e = window.bench.explain(window._path(query), window._path(result))
+        top = e.order()[:3]
+        text = "\n".join(f"{e.labels[i]} {100 * e.shares[i]:.1f}%" for i in top[:2])
+        assert model.index(r, SHARES_COLUMN).data() == text
+        tip = model.index(r, SHARES_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
+        assert tip.splitlines()[1:4] == [f"{e.labels[i]}: {100 * e.shares[i]:.1f}% of the distance" for i in top]
+    # Past the limit a result is left blank, not explained.
+    assert model.index(3, SHARES_COLUMN).data() == ""
+
+
+def test_largest_shares_stop_between_chunks_with_what_they_have(window):
+    crops = [window.gallery_model.crop(r) for r in range(1, 6)]
+    query = window.gallery_model.crop(0)
+    polls: list[int] = []
+
+    def stop() -> bool:  # asked before each chunk: the second time, stop
+        polls.append(1)
+        return len(polls) > 1
+
+    shares = window.bench.largest_shares(query.id, crops, count=2, chunk=2, should_stop=stop)
+    assert len(shares) == 2 and all(len(top) == 2 for top in shares)
+    assert all(a[1] >= b[1] for a, b in shares)  # largest first
+    full = window.bench.largest_shares(str(window._path(query)), crops, count=2)
+    # A file as the query gives what its crop gives (batches of another size may round differently).
+    assert len(full) == 5
+    for got, want in zip(full[:2], shares, strict=True):
+        assert [label for label, _ in got] == [label for label, _ in want]
+        assert [share for _, share in got] == pytest.approx([share for _, share in want], abs=1e-6)
 
 
 def test_enter_on_a_result_compares_it_with_the_query(qtbot, window):
