@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,6 +294,31 @@ class Explainer:
         analyses = self._analyse([query, *gallery])
         self._warn_about_shapes([query, *gallery], analyses)
         return [self._pair(analyses[0], other) for other in analyses[1:]]
+
+    def largest_shares(
+        self,
+        query: ImageLike,
+        gallery: Sequence[ImageLike],
+        count: int = 3,
+        chunk: int = 16,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[tuple[tuple[str, float], ...]]:
+        """Why each gallery crop is as far from the query as it is: the ``count`` attributes with the
+        largest shares of that distance, as ``(label, share)`` pairs, largest first, one tuple per crop.
+
+        The crops are explained ``chunk`` at a time (:meth:`explain_many`, one more forward of the query
+        per chunk), and only the figures are kept, not every pair's maps. ``should_stop`` is polled
+        between chunks; the crops explained until then are returned.
+
+        Warns and raises as :meth:`explain`.
+        """
+        out: list[tuple[tuple[str, float], ...]] = []
+        for start in range(0, len(gallery), chunk):
+            if should_stop is not None and should_stop():
+                break
+            for e in self.explain_many(query, gallery[start : start + chunk]):
+                out.append(tuple((e.labels[i], float(e.shares[i])) for i in e.order()[:count]))
+        return out
 
     @property
     def predicts_attributes(self) -> bool:

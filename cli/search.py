@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cli.checks import DEVICE_CHOICES, device_arg, positive_int
+
+if TYPE_CHECKING:
+    from amd.explain import Explainer
+    from cli.jobs import SearchHit
+    from db.workspace import Workspace
 
 NAME = "search"
 HELP = "Rank a workspace's indexed crops by distance to a query crop id or image file."
@@ -36,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "copy would pass 2 GiB; exact: chunked exact search; faiss-*: a faiss index, cached in the workspace",
     )
     parser.add_argument(
+        "--interpreter",
+        metavar="FILE",
+        help="an interpreter distilled from --model: each result also names the two attributes that carry "
+        "most of its distance to the query",
+    )
+    parser.add_argument(
         "--nprobe",
         type=positive_int,
         metavar="N",
@@ -49,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     embedder = jobs.load_embedder(args.model, device)
+    explainer = None
+    if args.interpreter:
+        from amd.explain import Explainer
+
+        # Loaded before the search: an interpreter of another target is refused at once.
+        explainer = Explainer.from_files(args.model, args.interpreter, device=device)
     ws = jobs.open_workspace(args.workspace)
     try:
         hits = jobs.search(
@@ -62,14 +81,41 @@ def run(args: argparse.Namespace) -> int:
             backend=args.backend,
             nprobe=args.nprobe,
         )
+        shares = _largest_shares(ws, explainer, args.query, hits) if explainer is not None else None
     finally:
         ws.close()
     score = f"{'rerank':>9}" if args.rerank else ""
-    print(f"{'rank':>4} {'crop':>8} {'distance':>10}{score}  {'identity':<20} {'camera':<16} source")
-    for h in hits:
+    why = f"{'largest shares':<{SHARES_WIDTH}} " if shares is not None else ""
+    print(f"{'rank':>4} {'crop':>8} {'distance':>10}{score}  {'identity':<20} {'camera':<16} {why}source")
+    for i, h in enumerate(hits):
         extra = f" {h.score:8.4f}" if h.score is not None else ""
+        if shares is not None:
+            text = ", ".join(f"{label} {100 * share:.1f}%" for label, share in shares[i])
+            extra_why = f"{text:<{SHARES_WIDTH}} "
+        else:
+            extra_why = ""
         print(
             f"{h.rank:>4} {h.crop_id:>8} {h.distance:>10.4f}{extra}  {h.identity or '-':<20} "
-            f"{h.camera or '-':<16} {h.source_path}"
+            f"{h.camera or '-':<16} {extra_why}{h.source_path}"
         )
     return 0
+
+
+#: Width of the largest-shares column ("upper: black 6.4%, lower: grey 5.8%").
+SHARES_WIDTH = 44
+
+
+def _largest_shares(
+    ws: Workspace, explainer: Explainer, query: str, hits: Sequence[SearchHit]
+) -> list[tuple[tuple[str, float], ...]]:
+    """The two largest shares of each hit's distance to the query, from the images in the workspace."""
+    from pathlib import Path
+
+    if query.isdigit() and not Path(query).exists():
+        crop = ws.crops.get(int(query))
+        source = str(ws.images.original_path(crop.sha256, crop.format))
+    else:
+        source = query
+    crops = ws.crops.get_many([h.crop_id for h in hits])
+    paths = [str(ws.images.original_path(c.sha256, c.format)) for c in crops]
+    return explainer.largest_shares(source, paths, count=2)

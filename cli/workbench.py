@@ -676,27 +676,16 @@ class Workbench:
         chunk: int = 16,
         should_stop: Stop | None = None,
     ) -> list[tuple[tuple[str, float], ...]]:
-        """Why each result is where it is: the ``count`` attributes with the largest shares of its distance
-        to the query, as ``(label, share)`` pairs, largest first, one tuple per crop.
-
-        The query is a crop id or an image file, as for :meth:`search`. The crops are explained
-        ``chunk`` at a time (one forward per image, and one for the query per chunk), so that only the
-        figures, not every pair's maps, are kept; ``should_stop`` is polled between chunks, and the
-        crops explained until then are returned.
+        """Why each result is where it is (:meth:`amd.explain.Explainer.largest_shares`) for a query given
+        as for :meth:`search`, a crop id or an image file.
 
         Raises:
             StoreError: There is no interpreter to explain with.
         """
         explainer = self.explainer()
         source = str(self.image_path(self.ws.crops.get(query))) if isinstance(query, int) else str(query)
-        out: list[tuple[tuple[str, float], ...]] = []
-        for start in range(0, len(crops), chunk):
-            if should_stop is not None and should_stop():
-                break
-            paths = [str(self.image_path(c)) for c in crops[start : start + chunk]]
-            for e in explainer.explain_many(source, paths):
-                out.append(tuple((e.labels[i], float(e.shares[i])) for i in e.order()[:count]))
-        return out
+        paths = [str(self.image_path(c)) for c in crops]
+        return explainer.largest_shares(source, paths, count=count, chunk=chunk, should_stop=should_stop)
 
     def threshold(self, max_crops: int = 2000) -> tuple[float | None, str]:
         """A same/different distance threshold at the equal error rate of the labelled indexed crops.

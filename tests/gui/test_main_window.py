@@ -239,3 +239,33 @@ def test_an_image_dropped_on_the_results_becomes_the_query(qtbot, window, drop_f
     # The stored copy of the same picture is the nearest crop.
     assert rows[0].crop.id == window.gallery_model.crop(2).id
     assert rows[0].distance < 1e-2
+
+
+def test_the_search_command_names_each_results_largest_shares(demo_workspace, tiny_models, capsys):
+    from cli.main import main
+
+    target, interpreter = str(tiny_models["target"]), str(tiny_models["interpreter"])
+    argv = ["search", str(demo_workspace), "--model", target, "--query", "3", "--top", "3", "--device", "cpu"]
+    assert main([*argv, "--interpreter", interpreter]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "largest shares" in lines[0] and len(lines) == 4
+    from amd.explain import Explainer
+    from db.workspace import Workspace
+
+    ws = Workspace.open(demo_workspace)
+
+    def path(crop_id: int) -> str:
+        crop = ws.crops.get(crop_id)
+        return str(ws.images.original_path(crop.sha256, crop.format))
+
+    try:
+        explainer = Explainer.from_files(target, interpreter)
+        for line in lines[1:]:
+            e = explainer.explain(path(3), path(int(line.split()[1])))
+            top = e.order()[:2]
+            assert ", ".join(f"{e.labels[i]} {100 * e.shares[i]:.1f}%" for i in top) in line
+    finally:
+        ws.close()
+    # A target given as the interpreter is refused before the search.
+    assert main([*argv, "--interpreter", target]) == 2
+    assert "not an interpreter" in capsys.readouterr().err
