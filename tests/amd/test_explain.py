@@ -93,6 +93,25 @@ def test_explain_many_runs_one_forward_per_image(explainer, files):
     assert results[2].maps_b.shape == (3, 50, 25)
 
 
+def test_largest_shares_are_each_pairs_top_shares_chunk_by_chunk(explainer, files):
+    query, *gallery = files["crops"]
+    seen = []
+    handle = explainer.interpreter.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+    try:
+        tops = explainer.largest_shares(query, gallery, count=2, chunk=2)
+    finally:
+        handle.remove()
+    assert seen == [3, 2]  # the query with each chunk of two, then with the last crop
+    for top, crop in zip(tops, gallery, strict=True):
+        e = explainer.explain(query, crop)
+        assert [label for label, _ in top] == [e.labels[i] for i in e.order()[:2]]
+        assert [share for _, share in top] == pytest.approx([e.shares[i] for i in e.order()[:2]], abs=1e-6)
+        assert top[0][1] >= top[1][1]
+    # Asked to stop before the second chunk, it gives the first chunk's.
+    polls = iter([False, True])
+    assert len(explainer.largest_shares(query, gallery, chunk=2, should_stop=lambda: next(polls))) == 2
+
+
 def test_explanation_is_frozen_and_serialisable(explainer, files):
     e = explainer.explain(*files["crops"][:2])
     with pytest.raises(dataclasses.FrozenInstanceError):
