@@ -70,15 +70,20 @@ class JobSignals(QObject):
     #: The worker's result, on its way to :meth:`_deliver`.
     result_ready = Signal(object)
 
-    def __init__(self, wanted: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self, wanted: Callable[[], bool] = lambda: True, discard: Callable[[Any], None] | None = None
+    ) -> None:
         super().__init__()
         self._wanted = wanted
+        self._discard = discard
         self.result_ready.connect(self._deliver)
 
     @Slot(object)
     def _deliver(self, result: object) -> None:
         if self._wanted():
             self.succeeded.emit(result)
+        elif self._discard is not None:
+            self._discard(result)
 
 
 class Job(QRunnable):
@@ -86,11 +91,18 @@ class Job(QRunnable):
 
     A cancelled job delivers no result, unless it was made with ``partial_result=True``: then ``fn``
     returns what it did before it stopped (crops imported so far), and the analyst who pressed Cancel
-    is shown that. A job replaced by a newer one (:meth:`JobRunner.start`) never delivers.
+    is shown that. A job replaced by a newer one (:meth:`JobRunner.start`) never delivers. A result that
+    holds resources (an opened workspace) is handed to ``discard`` when it is not delivered.
     """
 
     def __init__(
-        self, fn: Callable[..., Any], *args: Any, name: str = "", partial_result: bool = False, **kwargs: Any
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "",
+        partial_result: bool = False,
+        discard: Callable[[Any], None] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)
@@ -99,7 +111,8 @@ class Job(QRunnable):
         self.partial_result = partial_result
         self._cancel = threading.Event()
         self._superseded = threading.Event()
-        self.signals = JobSignals(self.result_wanted)
+        self._discard = discard
+        self.signals = JobSignals(self.result_wanted, discard)
         self._done = threading.Event()
         self._last_progress = 0.0
         try:
@@ -155,6 +168,8 @@ class Job(QRunnable):
         else:
             if self.result_wanted():
                 self.signals.result_ready.emit(result)
+            elif self._discard is not None:
+                self._discard(result)
         finally:
             self._done.set()
             self.signals.finished.emit()

@@ -102,3 +102,28 @@ def test_a_job_that_keeps_its_partial_result_delivers_it_when_cancelled_but_not_
     qtbot.waitUntil(lambda: closing_seen["finished"] == [True], timeout=5000)
     assert closing_seen["succeeded"] == []
     runner.shutdown()
+
+
+def test_a_result_that_is_not_delivered_is_handed_to_discard(qtbot) -> None:
+    runner = JobRunner()
+    gate = threading.Event()
+    discarded: list[str] = []
+    old = Job(lambda: gate.wait(5) and "old workspace", discard=discarded.append)
+    old_seen = _record(old)
+    runner.start("open", old)
+    newer = Job(lambda: "new workspace", discard=discarded.append)
+    newer_seen = _record(newer)
+    runner.start("open", newer)  # opened before the first one got there
+    gate.set()
+    qtbot.waitUntil(lambda: old_seen["finished"] == [True] and newer_seen["finished"] == [True], timeout=5000)
+    assert newer_seen["succeeded"] == ["new workspace"] and old_seen["succeeded"] == []
+    assert discarded == ["old workspace"]  # closed, not left to the garbage collector
+
+    # Replaced while its result waits in the queue: discarded where it arrives.
+    queued = Job(lambda: "queued", discard=discarded.append)
+    queued_seen = _record(queued)
+    _run_on_a_thread(queued)
+    queued.supersede()
+    qtbot.waitUntil(lambda: queued_seen["finished"] == [True], timeout=5000)
+    assert queued_seen["succeeded"] == [] and discarded == ["old workspace", "queued"]
+    runner.shutdown()
