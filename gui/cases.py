@@ -1066,6 +1066,8 @@ def install_case_panel(window: Any) -> CasePanelWidget:
     )
     dock = window._dock("Cases", panel, Qt.DockWidgetArea.RightDockWidgetArea)
     window.tabifyDockWidget(window.results_dock, dock)
+    # The results come first on a first start (their hint says how to search); a saved layout may differ.
+    window.results_dock.raise_()
     window.cases_dock = dock
     compare = window.compare
     compare.bind_store(window.undo_stack, window.writer.submit)

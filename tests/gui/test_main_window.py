@@ -269,3 +269,10 @@ def test_the_search_command_names_each_results_largest_shares(demo_workspace, ti
     # A target given as the interpreter is refused before the search.
     assert main([*argv, "--interpreter", target]) == 2
     assert "not an interpreter" in capsys.readouterr().err
+
+
+def test_the_results_are_in_front_of_the_cases_on_a_first_start(qtbot, window):
+    # Both docks share one place; the results' hint says how to begin ("Double-click a crop ...").
+    assert window.cases_dock in window.tabifiedDockWidgets(window.results_dock)
+    qtbot.waitUntil(lambda: not window.results_dock.visibleRegion().isEmpty(), timeout=5000)
+    assert window.cases_dock.visibleRegion().isEmpty()
