@@ -63,6 +63,11 @@ def maps_at(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     return out[0].numpy()
 
 
+#: One of a pair's largest shares: (attribute label, share of the distance, whether the two crops differ
+#: on it; ``None`` without an attribute classifier).
+TopShare = tuple[str, float, bool | None]
+
+
 @dataclass(frozen=True)
 class Explanation:
     """The explanation of one pair (a, b); arrays are read-only and in the schema's order.
@@ -103,6 +108,14 @@ class Explanation:
     def order(self) -> list[int]:
         """Attribute positions sorted by share, largest first (ties keep schema order)."""
         return [int(i) for i in np.argsort(-self.shares, kind="stable")]
+
+    @property
+    def differing(self) -> np.ndarray | None:
+        """(M,) bool: the attribute classifier gives the two crops different answers (one at 0.5 or more,
+        the other under); ``None`` without a classifier."""
+        if self.predicted_a is None or self.predicted_b is None:
+            return None
+        return (np.asarray(self.predicted_a) >= 0.5) != (np.asarray(self.predicted_b) >= 0.5)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: distance, gap and the attributes sorted by share."""
@@ -302,9 +315,10 @@ class Explainer:
         count: int = 3,
         chunk: int = 16,
         should_stop: Callable[[], bool] | None = None,
-    ) -> list[tuple[tuple[str, float], ...]]:
+    ) -> list[tuple[TopShare, ...]]:
         """Why each gallery crop is as far from the query as it is: the ``count`` attributes with the
-        largest shares of that distance, as ``(label, share)`` pairs, largest first, one tuple per crop.
+        largest shares of that distance, as ``(label, share, differing)``, largest first, one tuple per
+        crop (``differing`` as in :attr:`Explanation.differing`, ``None`` without a classifier).
 
         The crops are explained ``chunk`` at a time (:meth:`explain_many`, one more forward of the query
         per chunk), and only the figures are kept, not every pair's maps. ``should_stop`` is polled
@@ -312,12 +326,18 @@ class Explainer:
 
         Warns and raises as :meth:`explain`.
         """
-        out: list[tuple[tuple[str, float], ...]] = []
+        out: list[tuple[TopShare, ...]] = []
         for start in range(0, len(gallery), chunk):
             if should_stop is not None and should_stop():
                 break
             for e in self.explain_many(query, gallery[start : start + chunk]):
-                out.append(tuple((e.labels[i], float(e.shares[i])) for i in e.order()[:count]))
+                differ = e.differing
+                out.append(
+                    tuple(
+                        (e.labels[i], float(e.shares[i]), None if differ is None else bool(differ[i]))
+                        for i in e.order()[:count]
+                    )
+                )
         return out
 
     @property

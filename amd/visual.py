@@ -37,6 +37,17 @@ def even_share_text(count: int, space: str = "") -> str:
     return f"even share 1/{count} = {100 / count:.1f}{space}%" if count > 0 else "even share"
 
 
+#: Written before an attribute on which the two crops of a pair differ.
+DIFFERING_MARK = "\u2260 "
+
+
+def top_share_text(label: str, share: float, differing: bool | None = None) -> str:
+    """One of a pair's largest shares in words: ``"upper: black 6.4%"``, marked ``"≠ "`` when the two crops
+    differ on the attribute."""
+    mark = DIFFERING_MARK if differing else ""
+    return f"{mark}{label} {100 * share:.1f}%"
+
+
 def text_on_clear_band(draw, at: tuple[int, int], text: str, font, fill, band: tuple[int, int], margin: int = 3,
                        background: tuple[int, int, int] = (255, 255, 255)) -> None:  # fmt: skip
     """Draw ``text`` at ``at`` on a ``PIL.ImageDraw`` canvas over a cleared box as wide as the text plus

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from cli.checks import DEVICE_CHOICES, device_arg, positive_int
 
 if TYPE_CHECKING:
-    from amd.explain import Explainer
+    from amd.explain import Explainer, TopShare
     from cli.jobs import SearchHit
     from db.workspace import Workspace
 
@@ -84,13 +84,15 @@ def run(args: argparse.Namespace) -> int:
         shares = _largest_shares(ws, explainer, args.query, hits) if explainer is not None else None
     finally:
         ws.close()
+    from amd.visual import top_share_text
+
     score = f"{'rerank':>9}" if args.rerank else ""
     why = f"{'largest shares':<{SHARES_WIDTH}} " if shares is not None else ""
     print(f"{'rank':>4} {'crop':>8} {'distance':>10}{score}  {'identity':<20} {'camera':<16} {why}source")
     for i, h in enumerate(hits):
         extra = f" {h.score:8.4f}" if h.score is not None else ""
         if shares is not None:
-            text = ", ".join(f"{label} {100 * share:.1f}%" for label, share in shares[i])
+            text = ", ".join(top_share_text(*share) for share in shares[i])
             extra_why = f"{text:<{SHARES_WIDTH}} "
         else:
             extra_why = ""
@@ -107,7 +109,7 @@ SHARES_WIDTH = 44
 
 def _largest_shares(
     ws: Workspace, explainer: Explainer, query: str, hits: Sequence[SearchHit]
-) -> list[tuple[tuple[str, float], ...]]:
+) -> list[tuple[TopShare, ...]]:
     """The two largest shares of each hit's distance to the query, from the images in the workspace."""
     from pathlib import Path
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from amd.explain import Explainer, Explanation
+    from amd.explain import Explainer, Explanation, TopShare
     from db.index import Embedder, IndexSummary
     from db.ingest import IngestSummary
 
@@ -675,7 +675,7 @@ class Workbench:
         count: int = 3,
         chunk: int = 16,
         should_stop: Stop | None = None,
-    ) -> list[tuple[tuple[str, float], ...]]:
+    ) -> list[tuple[TopShare, ...]]:
         """Why each result is where it is (:meth:`amd.explain.Explainer.largest_shares`) for a query given
         as for :meth:`search`, a crop id or an image file.
 

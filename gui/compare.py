@@ -357,8 +357,8 @@ class CompareWidget(QWidget):
         for path in (opened.path_query, opened.path_gallery):
             try:
                 images.append(load_rgb(path))
-            except OSError as exc:
-                self.status_label.setText(f"Cannot open {path}: {exc}")
+            except (OSError, AmdError) as exc:
+                self.status_label.setText(f"Cannot show the filed pair: {exc}")
                 return
         self.paths = [opened.path_query, opened.path_gallery]
         for side, (view, rgb) in enumerate(zip(self.views, images, strict=True)):
@@ -465,9 +465,7 @@ class CompareWidget(QWidget):
 
     def differ(self) -> np.ndarray | None:
         e = self.explanation
-        if e is None or e.predicted_a is None or e.predicted_b is None:
-            return None
-        return (np.asarray(e.predicted_a) >= 0.5) != (np.asarray(e.predicted_b) >= 0.5)
+        return getattr(e, "differing", None) if e is not None else None
 
     def _set_explanation(self, e: Any) -> None:
         self.explanation = e

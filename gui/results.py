@@ -4,7 +4,7 @@ attributes that carry most of its distance to the query (filled in by a worker o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QMimeData,
@@ -27,15 +27,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from amd.visual import top_share_text
 from gui.gallery import CropRole, crop_tooltip
 from gui.qt_util import ListTableModel
 from gui.thumbnails import ThumbnailLoader
 from gui.widgets.chart import format_distance
 from gui.widgets.crop_view import CROP_MIME, crop_mime, drop_payload
 
+if TYPE_CHECKING:
+    from amd.explain import TopShare
+
 COLUMNS = ("Rank", "Crop", "Distance", "Identity", "Top shares")
 #: The column of the largest shares.
 SHARES_COLUMN = 4
+#: What the largest-shares column means (its header's tooltip).
+SHARES_HELP = (
+    "The two attributes that carry most of each result's distance to the query (the tooltip of a row gives "
+    "three). \u2260: the interpreter's attribute classifier gives the two crops different answers on it."
+)
 #: Largest shares written in a row, one a line (its tooltip has one more).
 SHARES_SHOWN = 2
 #: What the query caption says while there is no query.
@@ -54,8 +63,8 @@ class ResultsModel(ListTableModel):
         self.thumbnails = thumbnails
         self.thumbnails.loaded.connect(self._on_thumbnails_loaded)
         self._icons: dict[str, QPixmap] = {}
-        #: Per row, its ``(label, share)`` pairs, largest first; ``None`` until they are known.
-        self.shares: list[tuple[tuple[str, float], ...] | None] = []
+        #: Per row, its largest shares (:data:`amd.explain.TopShare`), largest first; ``None`` until known.
+        self.shares: list[tuple[TopShare, ...] | None] = []
         #: Whether the shares are being worked out (the rows show an ellipsis meanwhile).
         self.shares_pending = False
 
@@ -82,7 +91,7 @@ class ResultsModel(ListTableModel):
         self.shares_pending = pending
         self._shares_changed()
 
-    def set_shares(self, rows: Sequence[Any], shares: Sequence[tuple[tuple[str, float], ...]]) -> bool:
+    def set_shares(self, rows: Sequence[Any], shares: Sequence[tuple[TopShare, ...]]) -> bool:
         """Show the largest shares of ``rows`` (the first ``len(shares)`` of them); False, and nothing
         shown, when the list shows other rows by now (a newer search)."""
         if list(rows) != list(self.rows):
@@ -101,7 +110,7 @@ class ResultsModel(ListTableModel):
         top = self.shares[row] if row < len(self.shares) else None
         if top is None:
             return "\u2026" if self.shares_pending else ""
-        return "\n".join(f"{label} {100 * share:.1f}%" for label, share in top[:SHARES_SHOWN])
+        return "\n".join(top_share_text(*share) for share in top[:SHARES_SHOWN])
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
@@ -126,7 +135,11 @@ class ResultsModel(ListTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             top = self.shares[index.row()] if index.row() < len(self.shares) else None
             if col == SHARES_COLUMN and top:
-                lines = [f"{label}: {100 * share:.1f}% of the distance" for label, share in top]
+                lines = [
+                    f"{label}: {100 * share:.1f}% of the distance"
+                    + (", and the crops differ on it" if differ else "")
+                    for label, share, differ in top
+                ]
                 return (
                     "Largest shares of the distance to the query:\n"
                     + "\n".join(lines)
@@ -136,6 +149,14 @@ class ResultsModel(ListTableModel):
         if role == CropRole:
             return row.crop
         return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            if section == SHARES_COLUMN:
+                return SHARES_HELP
+        return super().headerData(section, orientation, role)
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         base = super().flags(index)

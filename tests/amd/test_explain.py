@@ -104,8 +104,12 @@ def test_largest_shares_are_each_pairs_top_shares_chunk_by_chunk(explainer, file
     assert seen == [3, 2]  # the query with each chunk of two, then with the last crop
     for top, crop in zip(tops, gallery, strict=True):
         e = explainer.explain(query, crop)
-        assert [label for label, _ in top] == [e.labels[i] for i in e.order()[:2]]
-        assert [share for _, share in top] == pytest.approx([e.shares[i] for i in e.order()[:2]], abs=1e-6)
+        order = e.order()[:2]
+        assert [label for label, _, _ in top] == [e.labels[i] for i in order]
+        assert [share for _, share, _ in top] == pytest.approx([e.shares[i] for i in order], abs=1e-6)
+        # Whether the crops differ on it: the classifier's answers on either side of 0.5.
+        pa, pb = e.predicted_a, e.predicted_b
+        assert [differ for _, _, differ in top] == [bool((pa[i] >= 0.5) != (pb[i] >= 0.5)) for i in order]
         assert top[0][1] >= top[1][1]
     # Asked to stop before the second chunk, it gives the first chunk's.
     polls = iter([False, True])

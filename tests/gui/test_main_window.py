@@ -48,15 +48,23 @@ def test_each_result_says_which_attributes_carry_most_of_its_distance(qtbot, win
         window.search_crop(query)
     model = window.results.model
     assert model.headerData(SHARES_COLUMN, Qt.Orientation.Horizontal) == "Top shares"
+    assert "\u2260" in model.headerData(SHARES_COLUMN, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
     for r in range(3):
         result = model.index(r, 0).data(CropRole)
         # The two largest shares of the pair's own explanation, as the compare view would give them.
         e = window.bench.explain(window._path(query), window._path(result))
-        top = e.order()[:3]
-        text = "\n".join(f"{e.labels[i]} {100 * e.shares[i]:.1f}%" for i in top[:2])
+        top, differ = e.order()[:3], e.differing
+        mark = [
+            "\u2260 " if differ[i] else "" for i in top
+        ]  # the crops differ on it, as in the chart's colours
+        text = "\n".join(f"{mark[k]}{e.labels[i]} {100 * e.shares[i]:.1f}%" for k, i in enumerate(top[:2]))
         assert model.index(r, SHARES_COLUMN).data() == text
         tip = model.index(r, SHARES_COLUMN).data(Qt.ItemDataRole.ToolTipRole)
-        assert tip.splitlines()[1:4] == [f"{e.labels[i]}: {100 * e.shares[i]:.1f}% of the distance" for i in top]
+        assert tip.splitlines()[1:4] == [
+            f"{e.labels[i]}: {100 * e.shares[i]:.1f}% of the distance"
+            + (", and the crops differ on it" * bool(differ[i]))
+            for i in top
+        ]
     # Past the limit a result is left blank, not explained.
     assert model.index(3, SHARES_COLUMN).data() == ""
 
@@ -77,8 +85,8 @@ def test_largest_shares_stop_between_chunks_with_what_they_have(window):
     # A file as the query gives what its crop gives (batches of another size may round differently).
     assert len(full) == 5
     for got, want in zip(full[:2], shares, strict=True):
-        assert [label for label, _ in got] == [label for label, _ in want]
-        assert [share for _, share in got] == pytest.approx([share for _, share in want], abs=1e-6)
+        assert [(label, differ) for label, _, differ in got] == [(label, differ) for label, _, differ in want]
+        assert [share for _, share, _ in got] == pytest.approx([share for _, share, _ in want], abs=1e-6)
 
 
 def test_enter_on_a_result_compares_it_with_the_query(qtbot, window):
@@ -263,7 +271,13 @@ def test_the_search_command_names_each_results_largest_shares(demo_workspace, ti
         for line in lines[1:]:
             e = explainer.explain(path(3), path(int(line.split()[1])))
             top = e.order()[:2]
-            assert ", ".join(f"{e.labels[i]} {100 * e.shares[i]:.1f}%" for i in top) in line
+            marks = ["\u2260 " if e.differing[i] else "" for i in top]
+            assert (
+                ", ".join(
+                    f"{m}{e.labels[i]} {100 * e.shares[i]:.1f}%" for m, i in zip(marks, top, strict=True)
+                )
+                in line
+            )
     finally:
         ws.close()
     # A target given as the interpreter is refused before the search.
