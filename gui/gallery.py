@@ -425,6 +425,12 @@ class CropGridView(QListView):
         self.setMouseTracking(True)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.verticalScrollBar().setSingleStep(CELL.height() // 3)
+        #: What the window is doing to fill an empty grid ("Opening ..."): said in place of "No workspace".
+        self.busy_text = ""
+
+    def set_busy_text(self, text: str) -> None:
+        self.busy_text = text
+        self.viewport().update()
 
     def placeholder_text(self) -> str:
         """What the empty grid says: why it is empty and what to do ("" while crops are shown or counted)."""
@@ -432,7 +438,7 @@ class CropGridView(QListView):
         if model is not None and model.rowCount() > 0:
             return ""
         if not isinstance(model, GalleryModel) or model.ws is None:
-            return "No workspace open.\nFile > New workspace or File > Open workspace."
+            return self.busy_text or "No workspace open.\nFile > New workspace or File > Open workspace."
         if model.loading:
             return ""
         flt = model.filter

@@ -458,6 +458,7 @@ class MainWindow(QMainWindow):
         )
         dialog.canceled.connect(job.cancel)
         dialog.canceled.connect(lambda: dialog.setLabelText("Cancelling..."))
+        self._say_busy(job, f"Building the demo workspace in {root}...")
         self.runner.start("demo", job)
         dialog.show()
         return job
@@ -511,8 +512,15 @@ class MainWindow(QMainWindow):
             guarded(self, lambda msg: self._on_job_failed("Cannot open the workspace", msg))
         )
         self.progress.track(job, f"opening {root}")
+        self._say_busy(job, f"Opening {root}...")
         self.runner.start("open", job)
         return job
+
+    def _say_busy(self, job: Job, text: str) -> None:
+        """Let the empty gallery say what ``job`` is doing until it ends (a workspace opened shows its crops)."""
+        view = self.gallery.view
+        view.set_busy_text(text)
+        job.signals.finished.connect(guarded(self, lambda: view.set_busy_text("") if view.busy_text == text else None))
 
     def _on_workbench_opened(self, bench: wb.Workbench) -> None:
         # Notes typed on an open case item go to the old workspace before it closes.

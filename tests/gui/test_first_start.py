@@ -37,11 +37,19 @@ def make_window(qtbot, settings):
 
 def test_first_start_builds_the_demo_and_the_next_start_reopens_it(qtbot, settings, resources):
     win = make_window(qtbot, settings)
+    view = win.gallery.view
+    assert view.placeholder_text().startswith("No workspace open")
+    said: list[str] = []
+    shown = view.set_busy_text
+    view.set_busy_text = lambda text: (shown(text), said.append(view.placeholder_text()))
     with qtbot.waitSignal(win.workspace_opened, timeout=60000) as opened:
         win.start()
+    # While the demo is built, then opened, the empty gallery says so, not "No workspace open".
+    assert said[0].startswith("Building the demo workspace in ") and said[1].startswith("Opening ")
     root = Path(opened.args[0])
     assert root == Path(os.environ["AMD_WORKBENCH_HOME"]) / "demo-workspace"
     qtbot.waitUntil(lambda: win.gallery_model.rowCount() == 16, timeout=10000)
+    assert view.busy_text == "" and view.placeholder_text() == ""
     assert win.bench.ws.embeddings.count(win.bench.models.target.id) == 16
     assert "tiny target" in win.model_label.text()
     qtbot.waitUntil(lambda: win.device_label.text() == "device: CPU", timeout=30000)
