@@ -320,17 +320,26 @@ class Explainer:
         largest shares of that distance, as ``(label, share, differing)``, largest first, one tuple per
         crop (``differing`` as in :attr:`Explanation.differing`, ``None`` without a classifier).
 
-        The crops are explained ``chunk`` at a time (:meth:`explain_many`, one more forward of the query
-        per chunk), and only the figures are kept, not every pair's maps. ``should_stop`` is polled
-        between chunks; the crops explained until then are returned.
+        The crops are explained ``chunk`` at a time, one forward per image (the query's with the first
+        chunk), and only the figures are kept, not every pair's maps. ``should_stop`` is polled between
+        chunks; the crops explained until then are returned.
 
         Warns and raises as :meth:`explain`.
         """
         out: list[tuple[TopShare, ...]] = []
+        first: _Analysis | None = None
         for start in range(0, len(gallery), chunk):
             if should_stop is not None and should_stop():
                 break
-            for e in self.explain_many(query, gallery[start : start + chunk]):
+            images = list(gallery[start : start + chunk])
+            if first is None:
+                images.insert(0, query)
+            analyses = self._analyse(images)
+            self._warn_about_shapes(images, analyses)
+            if first is None:
+                first, analyses = analyses[0], analyses[1:]
+            for other in analyses:
+                e = self._pair(first, other)
                 differ = e.differing
                 out.append(
                     tuple(

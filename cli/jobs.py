@@ -21,7 +21,9 @@ from db.workspace import Workspace
 
 if TYPE_CHECKING:
     from amd.data.records import Dataset
+    from amd.explain import Explainer, TopShare
     from db.index import Embedder
+    from db.records import CropInfo
 
 LAYOUTS = ("auto", "folder", "market1501", "duke", "csv")
 _SPLIT_FOLDERS = ("bounding_box_train", "bounding_box_test", "query")
@@ -217,14 +219,44 @@ class SearchHit:
     score: float | None = None
 
 
+def query_crop_id(query: str | int) -> int | None:
+    """The stored crop a search query names (a crop id, unless a file of that name exists), else ``None``
+    (an image file)."""
+    if isinstance(query, int):
+        return query
+    return int(query) if query.isdigit() and not Path(query).exists() else None
+
+
+def largest_shares(
+    ws: Workspace,
+    explainer: Explainer,
+    query: str | int,
+    crops: Sequence[CropInfo],
+    count: int = 3,
+    chunk: int = 16,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[tuple[TopShare, ...]]:
+    """Why each of ``crops`` is as far from a search query (a crop id or an image file, as for
+    :func:`search`) as it is: :meth:`amd.explain.Explainer.largest_shares` on the stored images."""
+    crop_id = query_crop_id(query)
+    if crop_id is not None:
+        crop = ws.crops.get(crop_id)
+        source = str(ws.images.original_path(crop.sha256, crop.format))
+    else:
+        source = str(query)
+    paths = [str(ws.images.original_path(c.sha256, c.format)) for c in crops]
+    return explainer.largest_shares(source, paths, count=count, chunk=chunk, should_stop=should_stop)
+
+
 def _query_vector(ws: Workspace, embedder: Embedder, model_id: int, query: str) -> tuple[Any, int | None]:
     """The query's vector (float32, (D,)) and its crop id when the query is a stored crop."""
     import numpy as np
 
     from db.imagestore import inspect_image, to_rgb
 
-    if query.isdigit() and not Path(query).exists():
-        crop = ws.crops.get(int(query))
+    crop_id = query_crop_id(query)
+    if crop_id is not None:
+        crop = ws.crops.get(crop_id)
         stored = ws.embeddings.vectors(model_id, [crop.id])
         if crop.id in stored:
             return stored[crop.id].astype(np.float32), crop.id

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from cli.checks import DEVICE_CHOICES, device_arg, positive_int
-
-if TYPE_CHECKING:
-    from amd.explain import Explainer, TopShare
-    from cli.jobs import SearchHit
-    from db.workspace import Workspace
 
 NAME = "search"
 HELP = "Rank a workspace's indexed crops by distance to a query crop id or image file."
@@ -81,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
             backend=args.backend,
             nprobe=args.nprobe,
         )
-        shares = _largest_shares(ws, explainer, args.query, hits) if explainer is not None else None
+        if explainer is not None:
+            crops = ws.crops.get_many([h.crop_id for h in hits])
+            shares = jobs.largest_shares(ws, explainer, args.query, crops, count=2)
+        else:
+            shares = None
     finally:
         ws.close()
     from amd.visual import top_share_text
@@ -105,19 +102,3 @@ def run(args: argparse.Namespace) -> int:
 
 #: Width of the largest-shares column ("upper: black 6.4%, lower: grey 5.8%").
 SHARES_WIDTH = 44
-
-
-def _largest_shares(
-    ws: Workspace, explainer: Explainer, query: str, hits: Sequence[SearchHit]
-) -> list[tuple[TopShare, ...]]:
-    """The two largest shares of each hit's distance to the query, from the images in the workspace."""
-    from pathlib import Path
-
-    if query.isdigit() and not Path(query).exists():
-        crop = ws.crops.get(int(query))
-        source = str(ws.images.original_path(crop.sha256, crop.format))
-    else:
-        source = query
-    crops = ws.crops.get_many([h.crop_id for h in hits])
-    paths = [str(ws.images.original_path(c.sha256, c.format)) for c in crops]
-    return explainer.largest_shares(source, paths, count=2)

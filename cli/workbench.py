@@ -682,10 +682,9 @@ class Workbench:
         Raises:
             StoreError: There is no interpreter to explain with.
         """
-        explainer = self.explainer()
-        source = str(self.image_path(self.ws.crops.get(query))) if isinstance(query, int) else str(query)
-        paths = [str(self.image_path(c)) for c in crops]
-        return explainer.largest_shares(source, paths, count=count, chunk=chunk, should_stop=should_stop)
+        from cli.jobs import largest_shares
+
+        return largest_shares(self.ws, self.explainer(), query, crops, count, chunk, should_stop)
 
     def threshold(self, max_crops: int = 2000) -> tuple[float | None, str]:
         """A same/different distance threshold at the equal error rate of the labelled indexed crops.

@@ -464,8 +464,7 @@ class CompareWidget(QWidget):
         return list(getattr(e, "labels", None) or e.names) if e is not None else []
 
     def differ(self) -> np.ndarray | None:
-        e = self.explanation
-        return getattr(e, "differing", None) if e is not None else None
+        return self.explanation.differing if self.explanation is not None else None
 
     def _set_explanation(self, e: Any) -> None:
         self.explanation = e

@@ -79,10 +79,6 @@ def open_workbench(
     return bench
 
 
-def _close_bench(bench: wb.Workbench) -> None:
-    bench.close()
-
-
 def workspace_key(root: str | Path) -> str:
     """The settings group of one workspace: a digest of its absolute path (paths hold "/" and ":")."""
     import hashlib
@@ -506,7 +502,7 @@ class MainWindow(QMainWindow):
     def open_workspace(self, root: str, create: bool = False) -> Job:
         """Open a workspace on a worker (with the models chosen for it before) and show it when it is ready."""
         # Replaced by another opening before it is shown, the workspace is closed again.
-        job = Job(open_workbench, root, create, self.remembered_models(root), name="open", discard=_close_bench)
+        job = Job(open_workbench, root, create, self.remembered_models(root), name="open", discard=wb.Workbench.close)
         job.signals.succeeded.connect(self._on_workbench_opened)
         job.signals.failed.connect(
             guarded(self, lambda msg: self._on_job_failed("Cannot open the workspace", msg))
