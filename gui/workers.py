@@ -82,7 +82,12 @@ class JobSignals(QObject):
     def _deliver(self, result: object) -> None:
         if self._wanted():
             self.succeeded.emit(result)
-        elif self._discard is not None:
+        else:
+            self.drop(result)
+
+    def drop(self, result: object) -> None:
+        """A result that will not be delivered goes to the job's ``discard``, when it has one."""
+        if self._discard is not None:
             self._discard(result)
 
 
@@ -111,7 +116,6 @@ class Job(QRunnable):
         self.partial_result = partial_result
         self._cancel = threading.Event()
         self._superseded = threading.Event()
-        self._discard = discard
         self.signals = JobSignals(self.result_wanted, discard)
         self._done = threading.Event()
         self._last_progress = 0.0
@@ -168,8 +172,8 @@ class Job(QRunnable):
         else:
             if self.result_wanted():
                 self.signals.result_ready.emit(result)
-            elif self._discard is not None:
-                self._discard(result)
+            else:
+                self.signals.drop(result)
         finally:
             self._done.set()
             self.signals.finished.emit()
