@@ -714,22 +714,18 @@ class MainWindow(QMainWindow):
         job = video_ingest.start_video_ingest(self.runner, self.bench.root, paths, camera, target)
         job.signals.succeeded.connect(guarded(self, self._on_videos_ingested))
         job.signals.failed.connect(guarded(self, lambda msg: self._on_job_failed("Video not filed", msg)))
-        job.signals.finished.connect(guarded(self, lambda: self._on_videos_finished(job)))
+        job.signals.finished.connect(guarded(self, self._on_videos_finished))
         self.progress.track(job, f"filing {Path(paths[0]).name}")
         return job
 
-    def _on_videos_finished(self, job: Job) -> None:
-        # Also after a cancel, which sends no summary: the tracks that ended are filed.
+    def _on_videos_finished(self) -> None:
+        # Also after a cancel or a failure: the tracks that ended before it are filed.
         self.gallery_model.set_filter(self.gallery.current_filter())
         self.reload_choices()
-        if job.cancelled:
-            self.statusBar().showMessage(
-                "video stopped: the tracks found so far are filed; drop it again to resume", 10000
-            )
 
     def _on_videos_ingested(self, summaries: list[Any]) -> None:
         text = video_ingest.summary_text(summaries)
-        self.statusBar().showMessage(text.splitlines()[0] if text else "no video filed", 8000)
+        self.statusBar().showMessage(text.splitlines()[0], 8000)
         self.last_video_box = show_message(self, "Ingest video", text)
 
     # ------------------------------------------------------------------ search

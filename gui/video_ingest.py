@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from cli.video_jobs import VideoJobProgress, VideoSummary
 
 JOB_KEY = "ingest-video"
+#: Reason of a video that a cancel stopped before it began.
+NOT_BEGUN = "not begun: cancelled before it"
 #: A date and time in a file name (``cam1_20240314_081500``), left out of the suggested camera name.
 _NAME_TIME = re.compile(r"\d{4}-?\d{2}-?\d{2}([T_\- ]?\d{2}[:\-]?\d{2}[:\-]?\d{2})?")
 
@@ -91,10 +93,11 @@ def ingest_videos(
         detector: Person detector; default :func:`default_detector`.
 
     Returns:
-        One summary per video (``done``, ``cancelled``, ``skipped`` or ``refused`` with the reason).
+        One summary per video (``done``, ``cancelled``, ``skipped`` or ``refused`` with the reason);
+        after a cancel, the videos not begun are listed as ``cancelled`` with no frame processed.
     """
     from cli import jobs
-    from cli.video_jobs import default_target, ingest_video, make_embed_fn
+    from cli.video_jobs import VideoSummary, default_target, ingest_video, make_embed_fn
     from db.workspace import Workspace
 
     ws = Workspace.open(workspace)
@@ -106,6 +109,7 @@ def ingest_videos(
         out: list[VideoSummary] = []
         for i, path in enumerate(paths):
             if should_stop is not None and should_stop():
+                out.extend(VideoSummary(str(p), "cancelled", NOT_BEGUN, camera=camera) for p in paths[i:])
                 break
             name = Path(path).name
             prefix = f"{name} ({i + 1}/{len(paths)})" if len(paths) > 1 else name
@@ -138,9 +142,10 @@ def start_video_ingest(
     """Start :func:`ingest_videos` on ``runner`` under :data:`JOB_KEY` and return the job.
 
     Connect ``job.signals.progress_changed`` to the status bar, ``succeeded`` to a summary (a list of
-    :class:`~cli.video_jobs.VideoSummary`), ``finished`` to a gallery refresh (a cancelled job files
-    the tracks that ended but sends no ``succeeded``), and ``failed`` to an error dialog.
+    :class:`~cli.video_jobs.VideoSummary`; sent after a cancel too, with the tracks that ended filed),
+    ``finished`` to a gallery refresh, and ``failed`` to an error dialog.
     """
+    # Cancelled, the job still returns its summaries: what was filed before the stop, what is left.
     job = Job(
         ingest_videos,
         str(workspace),
@@ -149,18 +154,24 @@ def start_video_ingest(
         target,
         detector if detector is not None else default_detector(),
         name="Ingest video",
+        partial_result=True,
     )
     return runner.start(JOB_KEY, job)
 
 
 def summary_text(summaries: Sequence[VideoSummary]) -> str:
-    """A few lines for the message box shown when the job ends."""
+    """A few lines for the message box shown when the job ends (also after a cancel)."""
+    if not summaries:
+        return "No video was filed."
     lines = []
     for s in summaries:
         name = Path(s.path).name
         if s.status in ("refused", "skipped"):
             reason = s.reason.removeprefix(f"{s.path}: ")
             lines.append(f"{name}: {s.status}: {reason}")
+            continue
+        if s.reason == NOT_BEGUN:
+            lines.append(f"{name}: {NOT_BEGUN}; drop it again to file it")
             continue
         state = "filed" if s.status == "done" else "stopped"
         if s.resumed_from:

@@ -129,23 +129,38 @@ class _CancelAt:
 
 
 def test_cancel_files_what_ended_and_a_second_drop_resumes(
-    qtbot, window, clip: SyntheticClip, monkeypatch
+    qtbot, window, clip: SyntheticClip, monkeypatch, tmp_path: Path
 ) -> None:
     from gui import video_ingest
 
     monkeypatch.setattr(video_ingest, "ask_camera", lambda parent, paths, cameras: "lobby")
     cancelling = _CancelAt(_helpers.GroundTruthDetector(clip), frame=15)
     monkeypatch.setattr(video_ingest, "default_detector", lambda: cancelling)
-    cancelling.job = window.ingest_video_files([clip.path])
+    later = tmp_path / "lobby_20240314_091500.avi"
+    later.write_bytes(Path(clip.path).read_bytes())
+    window.last_video_box = None
+    cancelling.job = window.ingest_video_files([clip.path, str(later)])
     assert cancelling.job is not None
-    qtbot.waitUntil(lambda: "video stopped" in window.statusBar().currentMessage(), timeout=240000)
-    assert getattr(window, "last_video_box", None) is None  # a cancelled job shows no summary
+    _wait_for_summary(qtbot, window)
     progress = video_progress(window.bench.ws, video_fingerprint(clip.path))
     # Steps are 10 frames: the cancel seen at frame 15 stops the run after frame 19.
     assert progress is not None and not progress.done and progress.next_frame == 20
     stopped_at = progress.crops
+    # The cancelled job still says what it filed, and which video it never began.
+    lines = window.last_video_box.text().splitlines()
+    tracks = len([i for i in list_identities(window.bench.ws) if i.name.startswith("Track")])
+    assert lines[0].startswith(
+        f"lobby_20240314_081500.avi: stopped: {tracks} track{'s' * (tracks != 1)}, "
+        f"{stopped_at} crop{'s' * (stopped_at != 1)} on camera 'lobby' (20 frames, "
+    )
+    assert "lobby_20240314_081500.avi: drop it again to resume" in lines
+    assert "lobby_20240314_091500.avi: not begun: cancelled before it; drop it again to file it" in lines
+    assert window.statusBar().currentMessage() == lines[0]
+    # The summary comes just before the job ends; a second drop is refused until it has.
+    qtbot.waitUntil(lambda: window.runner.running(video_ingest.JOB_KEY) is None, timeout=60000)
 
     monkeypatch.setattr(video_ingest, "default_detector", lambda: _helpers.GroundTruthDetector(clip))
+    window.last_video_box = None
     window.ingest_video_files([clip.path])
     _wait_for_summary(qtbot, window)
     text = window.last_video_box.text()
@@ -171,7 +186,7 @@ def test_a_cancelled_camera_question_starts_nothing(qtbot, window, clip: Synthet
 
 
 def test_drop_helpers_split_videos_and_suggest_a_camera(tmp_path: Path) -> None:
-    from gui.video_ingest import split_drop, suggested_camera, summary_text
+    from gui.video_ingest import NOT_BEGUN, split_drop, suggested_camera, summary_text
 
     video = tmp_path / "Gate-2_20240314_081500.mp4"
     video.write_bytes(b"not checked here")
@@ -190,6 +205,7 @@ def test_drop_helpers_split_videos_and_suggest_a_camera(tmp_path: Path) -> None:
             VideoSummary("/v/a.avi", "done", camera="gate", frames=120, fps=4.25, tracks=1, crops=3),
             VideoSummary("/v/b.avi", "refused", reason="/v/b.avi: the file is empty"),
             VideoSummary("/v/c.avi", "cancelled", camera="gate", resumed_from=50, frames=30, fps=3.0),
+            VideoSummary("/v/d.avi", "cancelled", NOT_BEGUN, camera="gate"),
         ]
     )
     assert text.splitlines() == [
@@ -197,5 +213,7 @@ def test_drop_helpers_split_videos_and_suggest_a_camera(tmp_path: Path) -> None:
         "b.avi: refused: the file is empty",
         "c.avi: resumed at frame 50, stopped: 0 tracks, 0 crops on camera 'gate' (30 frames, 3.0 frames/s)",
         "c.avi: drop it again to resume",
+        "d.avi: not begun: cancelled before it; drop it again to file it",
         "Each track is a provisional identity: confirm, rename, merge or split it.",
     ]
+    assert summary_text([]) == "No video was filed."
