@@ -16,6 +16,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from amd.visual import blend, dashed_vline, even_share_text, normalise_pair, text_on_clear_band
 from cases.snapshot import ExplanationData
+from imaging import to_rgb
 
 #: Bars of the chart: attributes the two crops differ in, those they share, and bars of a pair
 #: without predicted attributes. The same colours as the compare view's chart.
@@ -47,9 +48,7 @@ def png_bytes(image: Image.Image | np.ndarray) -> bytes:
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an encoded crop of any mode (see :func:`db.imagestore.to_rgb`)."""
-    from db.imagestore import to_rgb
-
+    """(H, W, 3) uint8 RGB of an encoded crop of any mode (see :func:`imaging.to_rgb`)."""
     with Image.open(io.BytesIO(data)) as img:
         img.load()
         return np.asarray(to_rgb(img), dtype=np.uint8)

@@ -252,7 +252,8 @@ def _query_vector(ws: Workspace, embedder: Embedder, model_id: int, query: str) 
     """The query's vector (float32, (D,)) and its crop id when the query is a stored crop."""
     import numpy as np
 
-    from db.imagestore import inspect_image, to_rgb
+    from db.imagestore import inspect_image
+    from imaging import to_rgb
 
     crop_id = query_crop_id(query)
     if crop_id is not None:

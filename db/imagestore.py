@@ -7,8 +7,8 @@ crash) sees either the whole file or nothing.
 
 Which images are accepted (:func:`inspect_image`): JPEG, PNG, BMP, GIF, TIFF, WebP and PPM, fully
 decodable, at most :data:`MAX_PIXELS` pixels. CMYK, 16-bit, alpha and palette images are valid
-images: they are stored unchanged, and only their thumbnail (and the pixels handed to a model, see
-:func:`to_rgb`) is converted to 8-bit RGB.
+images: they are stored unchanged, and only their thumbnail (and the pixels handed to a model) is
+converted to 8-bit RGB, by :func:`imaging.to_rgb` as the engine converts them.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from db.errors import ImageRefused
+from imaging import to_rgb
 
 
 def _read_umask() -> int:
@@ -65,8 +65,6 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Thumbnails fit in this box (width, height): the 1:2 shape of a person crop.
 THUMB_SIZE = (64, 128)
 THUMB_QUALITY = 85
-#: Transparent pixels are shown on this grey, which reads well on light and dark themes.
-BACKGROUND = (128, 128, 128)
 
 
 @dataclass(frozen=True)
@@ -117,39 +115,6 @@ def inspect_image(data: bytes, max_pixels: int = MAX_PIXELS) -> tuple[Image.Imag
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageRefused(f"corrupt or truncated image: {exc}") from None
     return image, ImageFacts(width=width, height=height, format=str(image.format), mode=image.mode)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """An 8-bit RGB version of any image Pillow decodes, for display and for models.
-
-    CMYK is converted without a colour profile; 16-bit and 32-bit greyscale is scaled to 8 bits
-    (by its full range for integers, by its own min-max for floats); transparency is flattened
-    onto :data:`BACKGROUND`; palettes are expanded.
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
-        if mode == "F":
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-            arr = (arr - lo) / (hi - lo or 1.0) * 255.0
-        else:
-            full = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-            arr = arr / full * 255.0
-        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
-    elif mode in ("L", "1") and "transparency" in image.info:
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, BACKGROUND)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    return image.convert("RGB")
 
 
 class ImageStore:

@@ -17,6 +17,7 @@ FORBIDDEN = {
     "db": QT | {"torch", "torchvision", "amd", "cli"},
     "cli": {"PySide6", "shiboken6", "pyqtgraph"},
     "cases": QT | {"cli"},
+    "imaging": QT | {"torch", "torchvision", "sqlalchemy", "alembic", "amd", "db", "cases", "cli"},
 }
 
 

@@ -8,7 +8,8 @@ same rules:
   Ghostscript and other formats that have no business in a crop collection.
 - Size: at most :data:`MAX_PIXELS` pixels, checked on the header before any pixel is decoded.
 - Modes: 16-bit and 32-bit greyscale is scaled to 8 bits rather than clipped, transparency is flattened
-  onto :data:`BACKGROUND`, palettes are expanded, CMYK is converted without a colour profile.
+  onto :data:`BACKGROUND`, palettes are expanded, CMYK is converted without a colour profile
+  (:func:`imaging.to_rgb`, which the workspace's thumbnails go through too).
 
 :func:`find_unreadable` decodes a list of files up front (the dataset loaders use it to leave out the crops
 that a run would otherwise stop at).
@@ -24,21 +25,30 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from amd.errors import AmdError
+from imaging import BACKGROUND, to_rgb
+
+__all__ = [
+    "BACKGROUND",
+    "FORMATS",
+    "MAX_PIXELS",
+    "ImageReadError",
+    "ImageWarning",
+    "check_image",
+    "describe_unreadable",
+    "find_unreadable",
+    "open_image",
+    "read_rgb",
+    "rgb_image",
+]
 
 #: Formats opened. The list is closed on purpose (see the module docstring).
 FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
 #: Largest image opened, in pixels. Person crops are small; a 50-megapixel frame is already generous, and
 #: the workspace's image store refuses larger images at import too.
 MAX_PIXELS = 50_000_000
-#: Transparent pixels are flattened onto this grey (the image store's thumbnails use the same).
-BACKGROUND = (128, 128, 128)
-
-_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
-_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 # warnings.catch_warnings swaps a process-wide filter list; two of our decoding threads entering it at
 # once could restore each other's filters. Only the header parse runs under the lock.
@@ -115,13 +125,11 @@ def open_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Im
 
 
 def rgb_image(image: Image.Image, name: str | os.PathLike[str] = "image") -> Image.Image:
-    """An 8-bit RGB version of any image Pillow decodes, for the models.
+    """An 8-bit RGB version of any image Pillow decodes, for the models (:func:`imaging.to_rgb`).
 
-    16-bit and 32-bit integer greyscale (``I;16``, ``I;16B``, ``I``) is scaled to 8 bits by its full
-    range (65535, or 255 for ``I`` images whose values fit in 8 bits); 32-bit float greyscale (``F``) by
-    its own minimum and maximum. Transparency (``RGBA``, ``LA``, palettes and greyscale with a transparent
-    colour) is flattened onto :data:`BACKGROUND`; palettes are expanded; ``CMYK`` and ``1`` are converted
-    by Pillow.
+    16-bit and 32-bit greyscale is scaled to 8 bits, transparency flattened onto :data:`BACKGROUND`,
+    palettes expanded, ``CMYK`` and ``1`` converted by Pillow: the same conversion as the workspace's
+    thumbnails, so that the gallery shows what the model analyses.
 
     Args:
         image: The decoded image.
@@ -130,37 +138,10 @@ def rgb_image(image: Image.Image, name: str | os.PathLike[str] = "image") -> Ima
     Raises:
         ImageReadError: A mode Pillow cannot convert to RGB.
     """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in _GREY_MODES:
-        arr = np.asarray(image, dtype=np.float64)
-        if mode == "F":
-            finite = arr[np.isfinite(arr)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            arr = (np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo) - lo) / (hi - lo or 1.0) * 255.0
-        else:
-            full = 65535.0 if mode.startswith("I;16") or (arr.size and arr.max() > 255) else 255.0
-            arr = arr / full * 255.0
-        return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
-    elif mode in ("L", "1") and "transparency" in image.info:
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    if mode in _ALPHA_MODES:
-        # Pillow converts premultiplied grey (La) only to LA.
-        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
-        flat = Image.new("RGB", rgba.size, BACKGROUND)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat
-    if mode == "RGB":
-        return image
     try:
-        return image.convert("RGB")
+        return to_rgb(image)
     except ValueError as exc:
-        raise ImageReadError(name, f"colour mode {mode} cannot be converted to RGB: {exc}") from None
+        raise ImageReadError(name, f"colour mode {image.mode} cannot be converted to RGB: {exc}") from None
 
 
 def read_rgb(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from db.errors import ImageRefused
-from db.imagestore import THUMB_SIZE, ImageStore, inspect_image, make_thumbnail, to_rgb
+from db.imagestore import THUMB_SIZE, ImageStore, inspect_image, make_thumbnail
+from imaging import to_rgb
 from tests.db.imagefactory import image_bytes, person_image, png_bomb
 
 
@@ -70,6 +71,30 @@ def test_unusual_valid_images_are_accepted_and_converted_only_for_display(make, 
 def test_16_bit_is_scaled_not_clipped() -> None:
     rgb = np.asarray(to_rgb(_i16()))
     assert rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == round((64 * 128 - 1) * 8 / 65535 * 255)
+
+
+def test_the_thumbnail_shows_what_the_model_reads(tmp_path: Path) -> None:
+    # A float crop with one infinite and one undefined pixel: the store used its own conversion, which
+    # turned the whole thumbnail black while the model read the gradient; both now share one.
+    from amd.data.images import read_rgb
+
+    values = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (128, 1))
+    values[0, 0], values[0, 1] = np.inf, np.nan
+    data = image_bytes(Image.fromarray(values, "F"), "TIFF")
+    image, facts = inspect_image(data)
+    assert facts.mode == "F"
+    store = ImageStore(tmp_path)
+    store.put_original(data, "ab" * 32, facts.format)
+    thumb = np.asarray(Image.open(store.put_thumbnail("ab" * 32, image)), dtype=np.float64)
+    path = tmp_path / "crop.tif"
+    path.write_bytes(data)
+    model_view = np.asarray(read_rgb(path), dtype=np.float64)
+    assert model_view[5, :, 0].tolist() == [round(v * 255) for v in np.linspace(0.0, 1.0, 64)]
+    assert model_view[0, 0, 0] == 255 and model_view[0, 1, 0] == 0
+    # Equal up to JPEG's loss; the old thumbnail was black (a mean difference of about 128).
+    assert np.abs(thumb - model_view).mean() < 2.0
+    # Premultiplied grey with alpha was refused by the store's copy ("conversion from La to L").
+    assert to_rgb(Image.new("La", (2, 2))).getpixel((0, 0)) == (128, 128, 128)
 
 
 def test_transparent_pixels_become_the_neutral_background() -> None:
