@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from db.errors import ImageRefused
-from imaging import to_rgb
+from imaging import FORMATS, MAX_PIXELS, to_rgb
 
 
 def _read_umask() -> int:
@@ -46,9 +46,7 @@ def make_shareable(path: str | os.PathLike[str]) -> None:
     os.chmod(path, 0o666 & ~_UMASK)
 
 
-#: Formats accepted. The list is closed on purpose: Pillow would also open EPS (through
-#: Ghostscript) and other formats that have no business in a crop store.
-FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+#: File extension of the originals of each format (:data:`imaging.FORMATS`).
 EXTENSIONS: dict[str, str] = {
     "JPEG": "jpg",
     "PNG": "png",
@@ -58,8 +56,6 @@ EXTENSIONS: dict[str, str] = {
     "WEBP": "webp",
     "PPM": "ppm",
 }
-#: Decompression-bomb limit. Person crops are small; a 50-megapixel frame is already generous.
-MAX_PIXELS = 50_000_000
 #: Largest file read; guards memory against a huge non-image file handed in by mistake.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Thumbnails fit in this box (width, height): the 1:2 shape of a person crop.

@@ -1,4 +1,9 @@
-"""Decoded images to 8-bit RGB: the one conversion the engine, the workspace store and the reports share.
+"""What a crop image is, and its conversion to 8-bit RGB: shared by the engine, the workspace store and
+the reports.
+
+The formats opened (:data:`FORMATS`) and the largest image accepted (:data:`MAX_PIXELS`) are the same
+for an import and for a model reading a file, so that no crop a workspace accepts is refused by the
+engine later.
 
 A crop is converted when a model reads it (:mod:`amd.data.images`), when its thumbnail is made and its
 pixels are handed to an embedder or a report (:mod:`db.imagestore`, :mod:`cases.render`). All of them call
@@ -14,7 +19,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["BACKGROUND", "to_rgb"]
+__all__ = ["BACKGROUND", "FORMATS", "MAX_PIXELS", "to_rgb"]
+
+#: Formats opened. The list is closed on purpose: Pillow would also open EPS (through Ghostscript) and
+#: other formats that have no business in a crop collection.
+FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+#: Largest image opened, in pixels (a guard against decompression bombs). Person crops are small; a
+#: 50-megapixel frame is already generous.
+MAX_PIXELS = 50_000_000
 
 #: Transparent pixels are flattened onto this grey, which reads well on light and dark themes.
 BACKGROUND = (128, 128, 128)

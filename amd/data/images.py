@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from amd.errors import AmdError
-from imaging import BACKGROUND, to_rgb
+from imaging import BACKGROUND, FORMATS, MAX_PIXELS, to_rgb
 
 __all__ = [
     "BACKGROUND",
@@ -44,11 +44,6 @@ __all__ = [
     "rgb_image",
 ]
 
-#: Formats opened. The list is closed on purpose (see the module docstring).
-FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
-#: Largest image opened, in pixels. Person crops are small; a 50-megapixel frame is already generous, and
-#: the workspace's image store refuses larger images at import too.
-MAX_PIXELS = 50_000_000
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 # warnings.catch_warnings swaps a process-wide filter list; two of our decoding threads entering it at
 # once could restore each other's filters. Only the header parse runs under the lock.

@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from db.errors import ImageRefused
-from db.imagestore import THUMB_SIZE, ImageStore, inspect_image, make_thumbnail
-from imaging import to_rgb
+from db.imagestore import EXTENSIONS, THUMB_SIZE, ImageStore, inspect_image, make_thumbnail
+from imaging import FORMATS, to_rgb
 from tests.db.imagefactory import image_bytes, person_image, png_bomb
 
 
@@ -95,6 +95,10 @@ def test_the_thumbnail_shows_what_the_model_reads(tmp_path: Path) -> None:
     assert np.abs(thumb - model_view).mean() < 2.0
     # Premultiplied grey with alpha was refused by the store's copy ("conversion from La to L").
     assert to_rgb(Image.new("La", (2, 2))).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_every_format_opened_has_the_extension_its_originals_are_stored_under() -> None:
+    assert set(EXTENSIONS) == set(FORMATS)
 
 
 def test_transparent_pixels_become_the_neutral_background() -> None:
