@@ -62,6 +62,24 @@ def _rows(gallery: Any, rows: np.ndarray | None, start: int, stop: int) -> Any:
     return gallery[rows[start:stop]]
 
 
+def _checked(queries: Any, gallery: Any, rows: Any) -> tuple[torch.Tensor, np.ndarray | None, int]:
+    """Queries as a float32 (Q, D) tensor, ``rows`` as int64 indices and the number of rows searched.
+
+    Raises:
+        ValueError: The gallery is not (G, D) for the queries' dimension D.
+    """
+    q = _as_tensor(queries).to(dtype=torch.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if gallery.ndim != 2 or gallery.shape[1] != q.shape[1]:
+        raise ValueError(
+            f"gallery of shape {tuple(gallery.shape)} does not match queries of dimension {q.shape[1]}"
+        )
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+    return q, rows, gallery.shape[0] if rows is None else len(rows)
+
+
 def _merge(
     best_d: torch.Tensor | None, best_i: torch.Tensor | None, d: torch.Tensor, i: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,16 +121,8 @@ def topk(
         with ``k' = min(k, rows searched)``.
     """
     dev = _device(device)
-    q = _as_tensor(queries).to(device=dev, dtype=torch.float32)
-    if q.ndim == 1:
-        q = q[None, :]
-    if gallery.ndim != 2 or gallery.shape[1] != q.shape[1]:
-        raise ValueError(
-            f"gallery of shape {tuple(gallery.shape)} does not match queries of dimension {q.shape[1]}"
-        )
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-    n = gallery.shape[0] if rows is None else len(rows)
+    q, rows, n = _checked(queries, gallery, rows)
+    q = q.to(dev)
     nq = q.shape[0]
     if n == 0 or k <= 0:
         return np.zeros((nq, 0), np.float32), np.zeros((nq, 0), np.int64)
@@ -227,16 +237,7 @@ def search(
         ValueError: Unknown backend, or shapes that do not match.
         amd.faiss_index.FaissIndexError: IVF parameters out of range.
     """
-    q = _as_tensor(queries).to(dtype=torch.float32)
-    if q.ndim == 1:
-        q = q[None, :]
-    if gallery.ndim != 2 or gallery.shape[1] != q.shape[1]:
-        raise ValueError(
-            f"gallery of shape {tuple(gallery.shape)} does not match queries of dimension {q.shape[1]}"
-        )
-    if rows is not None:
-        rows = np.asarray(rows, dtype=np.int64)
-    n = gallery.shape[0] if rows is None else len(rows)
+    q, rows, n = _checked(queries, gallery, rows)
     chosen = resolve_backend(backend, n, int(gallery.shape[1]), device)
     if chosen == "exact" or n == 0 or k <= 0:
         return topk(
