@@ -8,6 +8,8 @@ from cli.checks import DEVICE_CHOICES, device_arg, positive_int
 
 NAME = "search"
 HELP = "Rank a workspace's indexed crops by distance to a query crop id or image file."
+#: Width of the largest-shares column ("upper: black 6.4%, lower: grey 5.8%").
+SHARES_WIDTH = 44
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +100,3 @@ def run(args: argparse.Namespace) -> int:
             f"{h.camera or '-':<16} {extra_why}{h.source_path}"
         )
     return 0
-
-
-#: Width of the largest-shares column ("upper: black 6.4%, lower: grey 5.8%").
-SHARES_WIDTH = 44
